@@ -1,0 +1,1 @@
+"""Clusters: the provider-agnostic model and its providers (local processes, Docker, external DSNs)."""

@@ -1,0 +1,50 @@
+"""Checks made before any test runs, so bad input ends in one line instead of a traceback per check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import PgReadyUsageError
+from .redact import redact_dsn, redact_text
+
+
+def preflight(settings: Any) -> None:
+    provider = settings.effective_provider
+    if provider == "local":
+        from .cluster.binaries import find_postgres
+
+        find_postgres(settings.pg_bin, settings.pg_version)
+    elif provider == "external":
+        _probe(settings.dsn, "--pgready-dsn", settings.connect_timeout)
+        for d in settings.replica_dsn:
+            _probe(d, "--pgready-replica-dsn", settings.connect_timeout)
+
+
+def _probe(dsn: str, origin: str, timeout: int) -> None:
+    """Connect once: an unreachable host, a wrong password or a silent port become one clear line."""
+    import psycopg
+
+    from .cluster.external import endpoint_from_dsn
+
+    ep = endpoint_from_dsn(dsn, origin)
+    try:
+        with psycopg.connect(ep.conninfo(connect_timeout=timeout, application_name="pytest-pgready"),
+                             autocommit=True) as conn:
+            ver = conn.info.server_version
+    except psycopg.OperationalError as e:
+        msg = redact_text(" ".join(str(e).split()))
+        low = msg.lower()
+        if "password authentication failed" in low or "no password supplied" in low:
+            fix = "check the user and password (DSN, PGPASSWORD or ~/.pgpass)"
+        elif "timeout" in low:
+            fix = f"the server did not answer within {timeout}s: check host, port and firewall"
+        elif "connection refused" in low or "could not translate host" in low or "name or service" in low:
+            fix = "check the host and port of the DSN"
+        elif "does not exist" in low:
+            fix = "check the database and role names"
+        else:
+            fix = "check the DSN"
+        raise PgReadyUsageError(f"cannot connect to {redact_dsn(dsn)} ({msg[:300]})", fix) from None
+    if ver < 130000:
+        raise PgReadyUsageError(f"{redact_dsn(dsn)} runs PostgreSQL {ver // 10000}, below the supported range",
+                                "pytest-pgready supports PostgreSQL 13 to 18")
