@@ -121,7 +121,8 @@ class Rewrite:
     user_archive_command: str | None = None
 
 
-def rewrite_postgresql_conf(text: str, source: str, available_libs: set[str] | None = None) -> Rewrite:
+def rewrite_postgresql_conf(text: str, source: str, available_libs: set[str] | None = None,
+                            ssl_available: bool = True) -> Rewrite:
     """Keep the user's settings, rewrite what only works on their host, and name every change."""
     rw = Rewrite()
     for n, name, raw in parse_conf(text):
@@ -160,13 +161,19 @@ def rewrite_postgresql_conf(text: str, source: str, available_libs: set[str] | N
             rw.settings[name] = "try"
             continue
         if name in ("ssl",) and unquote(raw) in ("on", "true", "1"):
+            if not ssl_available:
+                rw.notes.append(f"{where}: ssl = on cannot work here (this PostgreSQL build has no TLS): "
+                                f"off in the sandbox (SEC003 judges the declared value)")
+                rw.settings[name] = "off"
+                continue
             rw.notes.append(f"{where}: ssl kept on with the sandbox's own self-signed certificate")
         rw.settings[name] = raw
     return rw
 
 
 def rewrite_pgbouncer_ini(text: str, source: str, primary_host: str, primary_port: int, listen_port: int,
-                          rundir: Path, auth_file: Path, admin_user: str) -> tuple[str, list[str], dict[str, str]]:
+                          rundir: Path, auth_file: Path, admin_user: str,
+                          sandbox_dbname: str | None = None) -> tuple[str, list[str], dict[str, str]]:
     """The user's pgbouncer.ini with databases pointed at the sandbox primary and paths moved into it."""
     notes: list[str] = []
     section = ""
@@ -193,6 +200,9 @@ def rewrite_pgbouncer_ini(text: str, source: str, primary_host: str, primary_por
             old = f"{params.get('host', 'localhost')}:{params.get('port', '5432')}"
             params["host"], params["port"] = primary_host, str(primary_port)
             params.pop("password", None)
+            if sandbox_dbname and params.get("dbname", k) != sandbox_dbname and k != "*":
+                notes.append(f"{source}:{n}: database {k!r} now serves the sandbox database {sandbox_dbname!r}")
+                params["dbname"] = sandbox_dbname
             out["databases"][k] = " ".join(f"{a}={b}" for a, b in params.items())
             notes.append(f"{source}:{n}: database {k!r} pointed from {old} to the sandbox primary")
         elif section == "pgbouncer":
@@ -211,6 +221,9 @@ def rewrite_pgbouncer_ini(text: str, source: str, primary_host: str, primary_por
     out["pgbouncer"].update(owned)
     out["pgbouncer"].setdefault("admin_users", admin_user)
     out["pgbouncer"].setdefault("auth_type", "scram-sha-256")
+    if "server_tls_sslmode" not in out["pgbouncer"]:
+        out["pgbouncer"]["server_tls_sslmode"] = "prefer"  # the sandbox server accepts TLS only
+        notes.append(f"{source}: server_tls_sslmode unset: prefer used (the sandbox primary requires TLS)")
     if not out["databases"]:
         out["databases"]["*"] = f"host={primary_host} port={primary_port}"
         notes.append(f"{source}: no [databases] entry: '*' pointed at the sandbox primary")
@@ -231,3 +244,15 @@ def default_pgbouncer_ini(primary_host: str, primary_port: int, listen_port: int
             f"default_pool_size = 20\nreserve_pool_size = 0\nserver_tls_sslmode = prefer\n"
             f"ignore_startup_parameters = extra_float_digits,options\n"
             f"logfile = {rundir / 'pgbouncer.log'}\npidfile = {rundir / 'pgbouncer.pid'}\n")
+
+
+def pgbouncer_aliases(ini_text: str) -> list[str]:
+    """Database names clients may ask PgBouncer for, in file order ('*' last)."""
+    out, section = [], ""
+    for line in ini_text.splitlines():
+        s = line.split(";", 1)[0].strip()
+        if s.startswith("["):
+            section = s.strip("[]").strip().lower()
+        elif section == "databases" and "=" in s:
+            out.append(s.split("=", 1)[0].strip())
+    return sorted(out, key=lambda a: a == "*")

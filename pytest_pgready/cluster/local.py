@@ -222,7 +222,8 @@ class LocalCluster(Cluster):
         user_settings: dict[str, str] = {}
         if postgresql_conf is not None:
             rw = conf.rewrite_postgresql_conf(Path(postgresql_conf).read_text(errors="replace"),
-                                              Path(postgresql_conf).name, self._available_libs())
+                                              Path(postgresql_conf).name, self._available_libs(),
+                                              ssl_available=tpl.ssl)
             user_settings.update(rw.settings)
             self.config_rewrites += rw.notes
             self.config_source = f"your {Path(postgresql_conf).name}"
@@ -363,7 +364,7 @@ class LocalCluster(Cluster):
         if user_ini is not None:
             text, notes, _ = conf.rewrite_pgbouncer_ini(Path(user_ini).read_text(errors="replace"),
                                                         Path(user_ini).name, "127.0.0.1", self.primary.port, port, d,
-                                                        auth, SUPERUSER)
+                                                        auth, SUPERUSER, sandbox_dbname=APP_DB)
             self.config_rewrites += notes
         else:
             text = conf.default_pgbouncer_ini("127.0.0.1", self.primary.port, port, d, auth, SUPERUSER)
@@ -378,7 +379,9 @@ class LocalCluster(Cluster):
         self.procs.append(proc)
         if not _wait_port(port, proc, 15):
             raise RuntimeError(f"pgbouncer did not start: {_tail((self.workdir / 'pgbouncer.out').read_text())}")
-        pooler = LocalPooler(Endpoint("127.0.0.1", port, SUPERUSER, self.password, APP_DB), self, ini, proc)
+        aliases = conf.pgbouncer_aliases(text)
+        dbname = aliases[0] if aliases and aliases[0] != "*" else APP_DB
+        pooler = LocalPooler(Endpoint("127.0.0.1", port, SUPERUSER, self.password, dbname), self, ini, proc)
         self.pooler = pooler
 
     def _start_toxiproxy(self) -> None:
