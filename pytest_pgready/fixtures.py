@@ -38,8 +38,12 @@ def pgready_settings(pytestconfig: pytest.Config):
 def pgready_cluster(pgready_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The cluster under test: the embedded one (provisioned once per session) or the external target."""
     from .cluster.providers import open_cluster
+    from .errors import PgReadyUsageError
 
-    cluster = open_cluster(pgready_settings)
+    try:
+        cluster = open_cluster(pgready_settings)
+    except PgReadyUsageError as e:  # bad init SQL, unusable binaries: one line, not one error per check
+        pytest.exit(e.line(), returncode=4)
     try:
         _target.clear()
         _target.update(describe_target(cluster, pgready_settings))

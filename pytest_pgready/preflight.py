@@ -9,6 +9,7 @@ from .redact import redact_dsn, redact_text
 
 
 def preflight(settings: Any) -> None:
+    _report_dir_writable(settings.report_dir)
     provider = settings.effective_provider
     if provider == "local":
         from .cluster.binaries import find_postgres
@@ -18,6 +19,28 @@ def preflight(settings: Any) -> None:
         _probe(settings.dsn, "--pgready-dsn", settings.connect_timeout)
         for d in settings.replica_dsn:
             _probe(d, "--pgready-replica-dsn", settings.connect_timeout)
+
+
+def _report_dir_writable(path: Any) -> None:
+    """Find out now, not after an hour of drills, that the report cannot be written."""
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".pgready-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise PgReadyUsageError(f"--pgready-report-dir {p} is not writable ({e.strerror})",
+                                "choose a directory you can write to") from None
+
+
+def check_server_version(version_num: int, where: str) -> None:
+    if version_num < 130000:
+        raise PgReadyUsageError(f"{where} runs PostgreSQL {version_num // 10000}, below the supported range",
+                                "pytest-pgready supports PostgreSQL 13 to 18")
 
 
 def _probe(dsn: str, origin: str, timeout: int) -> None:
@@ -42,9 +65,9 @@ def _probe(dsn: str, origin: str, timeout: int) -> None:
             fix = "check the host and port of the DSN"
         elif "does not exist" in low:
             fix = "check the database and role names"
+        elif "permission denied" in low or "not permitted to log in" in low:
+            fix = "grant the role CONNECT on the database (and LOGIN), or use another role"
         else:
             fix = "check the DSN"
         raise PgReadyUsageError(f"cannot connect to {redact_dsn(dsn)} ({msg[:300]})", fix) from None
-    if ver < 130000:
-        raise PgReadyUsageError(f"{redact_dsn(dsn)} runs PostgreSQL {ver // 10000}, below the supported range",
-                                "pytest-pgready supports PostgreSQL 13 to 18")
+    check_server_version(ver, redact_dsn(dsn))

@@ -9,6 +9,7 @@ rootdir's pyproject.toml, `--pgready-config FILE`, command-line options.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import difflib
 try:
     import tomllib
@@ -96,6 +97,7 @@ SPEC: tuple[Key, ...] = (
     _k("max_connections_limit", "int", 500, "CFG011: max_connections above this needs a pooler", min=1),
     _k("min_reserved_connections", "int", 3, "CFG011: superuser_reserved_connections at least", min=0),
     _k("requested_checkpoint_ratio", "float", 0.10, "CFG013: requested share of all checkpoints that fails", min=0, max=1),
+    _k("min_checkpoints", "int", 10, "CFG013: fewer checkpoints since the stats reset make it na", min=1),
     # --- security ---
     _k("max_superusers", "int", 3, "SEC005: superusers allowed", min=0),
     _k("app_role_owns_schema", "bool", False, "SEC004: declare that the application role owns its schema on purpose"),
@@ -286,7 +288,8 @@ def parse_waivers(raw: Any, origin: str) -> list[Waiver]:
                                     "use only id, reason and expires")
         wid = str(w.get("id", ""))
         check, _, obj = wid.partition(":")
-        if check not in CATALOG and not check.isidentifier():
+        catalogue_like = re.fullmatch(r"(SCH|IDX|CFG|SEC|HLT|REP|BKP|PITR|FO|POOL|PERF)\d{3}", check)
+        if check not in CATALOG and (catalogue_like or not re.fullmatch(r"[A-Z][A-Z0-9_]*\d{3}", check)):
             raise PgReadyUsageError(f"{origin}: waivers[{i}] names unknown check {check!r}{_suggest(check, CATALOG)}",
                                     "use a check id from CHECKS.md, optionally followed by :object")
         reason = str(w.get("reason", "")).strip()

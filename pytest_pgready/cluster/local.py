@@ -19,7 +19,7 @@ from . import config as conf
 from .binaries import PgBinaries, find_pgbouncer, find_toxiproxy, PGBOUNCER_HINT, TOXIPROXY_HINT
 from .model import Cluster, Endpoint, Node, Pooler, Proxy
 from .osuser import OsUser, service_user
-from .sandbox import free_port, new_run_dir, port_open, remove_dir
+from .sandbox import free_port, new_run_dir, port_open, remove_dir, stop_cleanly_on_sigterm
 from .template import APP_DB, REPLICATION_USER, SUPERUSER, get_template, run_as, _tail
 
 
@@ -154,6 +154,7 @@ class LocalCluster(Cluster):
     def __init__(self, bins: PgBinaries, user: OsUser) -> None:
         self.bin = bins
         self.user = user
+        stop_cleanly_on_sigterm()
         self.workdir = new_run_dir()
         self.archive_dir: Path | None = None
         self.nodes: list[LocalNode] = []
@@ -230,6 +231,7 @@ class LocalCluster(Cluster):
             self.declared_settings = {k: conf.unquote(v) for k, v in rw.settings.items()}
             if rw.user_archive_command is not None:
                 self.declared_settings["archive_command"] = rw.user_archive_command
+            self.declared_settings.update(rw.capped)  # CFG010 judges the user's shared_buffers, not the cap
         for k, v in (conf_overrides or {}).items():
             user_settings[k] = v if isinstance(v, str) and v.startswith("'") else conf.quote(str(v))
         self._write(primary.datadir / "pgready.user.conf", conf.render(user_settings, "bring-your-own settings"))

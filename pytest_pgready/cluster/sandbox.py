@@ -140,3 +140,21 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """SIGTERM would end Python without finalizers or atexit: turn it into KeyboardInterrupt so every
+    cluster is torn down (processes stopped, directories removed). Main thread only; a handler the
+    user installed is left alone."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us the hard way
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)
