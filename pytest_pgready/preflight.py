@@ -15,6 +15,10 @@ def preflight(settings: Any) -> None:
         from .cluster.binaries import find_postgres
 
         find_postgres(settings.pg_bin, settings.pg_version)
+    elif provider == "docker":
+        from .cluster.docker import check_engine  # stdlib sockets only: no testcontainers import here
+
+        check_engine(settings.docker_engine_timeout)
     elif provider == "external":
         _probe(settings.dsn, "--pgready-dsn", settings.connect_timeout)
         for d in settings.replica_dsn:

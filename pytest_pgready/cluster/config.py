@@ -119,6 +119,7 @@ class Rewrite:
     settings: dict[str, str] = field(default_factory=dict)  # what the sandbox runs with (from the user's file)
     notes: list[str] = field(default_factory=list)  # every change, for the report
     user_archive_command: str | None = None
+    capped: dict[str, str] = field(default_factory=dict)  # the user's value of a setting the sandbox capped
 
 
 def rewrite_postgresql_conf(text: str, source: str, available_libs: set[str] | None = None,
@@ -155,6 +156,7 @@ def rewrite_postgresql_conf(text: str, source: str, available_libs: set[str] | N
                 rw.notes.append(f"{where}: {name} {unquote(raw)} capped to 256MB in the sandbox "
                                 f"(CFG010 judges the declared value)")
                 rw.settings[name] = "'256MB'"
+                rw.capped[name] = unquote(raw)
                 continue
         if name == "huge_pages" and unquote(raw) == "on":
             rw.notes.append(f"{where}: huge_pages on → try (no huge pages reserved here)")
@@ -173,12 +175,16 @@ def rewrite_postgresql_conf(text: str, source: str, available_libs: set[str] | N
 
 def rewrite_pgbouncer_ini(text: str, source: str, primary_host: str, primary_port: int, listen_port: int,
                           rundir: Path, auth_file: Path, admin_user: str,
-                          sandbox_dbname: str | None = None) -> tuple[str, list[str], dict[str, str]]:
-    """The user's pgbouncer.ini with databases pointed at the sandbox primary and paths moved into it."""
+                          sandbox_dbname: str | None = None,
+                          listen_addr: str = "127.0.0.1") -> tuple[str, list[str], dict[str, str]]:
+    """The user's pgbouncer.ini with databases pointed at the sandbox primary and paths moved into it.
+
+    `listen_addr`: loopback for native processes; the docker provider listens on every interface of
+    its container (the container's port is published on the host's loopback)."""
     notes: list[str] = []
     section = ""
     out: dict[str, dict[str, str]] = {"databases": {}, "pgbouncer": {}, "users": {}}
-    owned = {"listen_addr": "127.0.0.1", "listen_port": str(listen_port), "unix_socket_dir": str(rundir),
+    owned = {"listen_addr": listen_addr, "listen_port": str(listen_port), "unix_socket_dir": str(rundir),
              "auth_file": str(auth_file), "logfile": str(rundir / "pgbouncer.log"),
              "pidfile": str(rundir / "pgbouncer.pid")}
     drop = {"user", "client_tls_key_file", "client_tls_cert_file", "client_tls_ca_file", "server_tls_key_file",
@@ -236,9 +242,9 @@ def rewrite_pgbouncer_ini(text: str, source: str, primary_host: str, primary_por
 
 
 def default_pgbouncer_ini(primary_host: str, primary_port: int, listen_port: int, rundir: Path, auth_file: Path,
-                          admin_user: str) -> str:
+                          admin_user: str, listen_addr: str = "127.0.0.1") -> str:
     return (f"[databases]\n* = host={primary_host} port={primary_port}\n\n[pgbouncer]\n"
-            f"listen_addr = 127.0.0.1\nlisten_port = {listen_port}\nunix_socket_dir = {rundir}\n"
+            f"listen_addr = {listen_addr}\nlisten_port = {listen_port}\nunix_socket_dir = {rundir}\n"
             f"auth_type = scram-sha-256\nauth_file = {auth_file}\nadmin_users = {admin_user}\n"
             f"stats_users = {admin_user}\npool_mode = transaction\nmax_client_conn = 2000\n"
             f"default_pool_size = 20\nreserve_pool_size = 0\nserver_tls_sslmode = prefer\n"
@@ -256,3 +262,68 @@ def pgbouncer_aliases(ini_text: str) -> list[str]:
         elif section == "databases" and "=" in s:
             out.append(s.split("=", 1)[0].strip())
     return sorted(out, key=lambda a: a == "*")
+
+
+# --- the layering every provider that starts servers applies (local processes, Docker containers) ---------
+@dataclass
+class ServerLayers:
+    """What a provisioned server runs with, in include order: embedded defaults, then the user's settings.
+
+    The node's own file (port, paths, archive, cluster_name …) comes last and is the provider's.
+    """
+    base: dict[str, str]
+    user: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # every rewrite of the user's file, for the report
+    source: str = "embedded defaults"
+    declared: dict[str, str] = field(default_factory=dict)  # the user's values as written (checks judge these)
+    durability_relaxed: list[str] = field(default_factory=list)
+
+    def base_text(self) -> str:
+        return render(self.base, "pytest-pgready embedded defaults")
+
+    def user_text(self) -> str:
+        return render(self.user, "bring-your-own settings")
+
+
+def server_layers(*, archive: bool = True, ssl: bool = False, postgresql_conf: Path | None = None,
+                  conf_overrides: dict | None = None, available_libs: set[str] | None = None,
+                  ssl_available: bool = True) -> ServerLayers:
+    """BASE_SETTINGS (+ archive_mode, ssl), then the user's rewritten postgresql.conf, then overrides."""
+    base = dict(BASE_SETTINGS)
+    base["archive_mode"] = "on" if archive else "off"
+    if ssl:
+        base["ssl"] = "on"
+    out = ServerLayers(base)
+    if postgresql_conf is not None:
+        p = Path(postgresql_conf)
+        rw = rewrite_postgresql_conf(p.read_text(errors="replace"), p.name, available_libs,
+                                     ssl_available=ssl_available)
+        out.user.update(rw.settings)
+        out.notes += rw.notes
+        out.source = f"your {p.name}"
+        out.declared = {k: unquote(v) for k, v in rw.settings.items()}
+        out.declared.update(rw.capped)
+        if rw.user_archive_command is not None:
+            out.declared["archive_command"] = rw.user_archive_command
+    for k, v in (conf_overrides or {}).items():
+        out.user[k] = v if isinstance(v, str) and v.startswith("'") else quote(str(v))
+    for name in ("fsync", "synchronous_commit"):
+        if unquote(out.user.get(name, "on")) == "off":
+            out.durability_relaxed.append(f"{name}=off (from your config)")
+    return out
+
+
+def pgbouncer_config(user_ini: Path | None, primary_host: str, primary_port: int, listen_port: int, rundir: Path,
+                     auth_file: Path, admin_user: str, *, listen_addr: str = "127.0.0.1",
+                     sandbox_dbname: str | None = None) -> tuple[str, list[str]]:
+    """The pgbouncer.ini a provisioned PgBouncer runs with (the user's, rewritten, or the default) and the notes."""
+    if user_ini is not None:
+        text, notes, _ = rewrite_pgbouncer_ini(Path(user_ini).read_text(errors="replace"), Path(user_ini).name,
+                                               primary_host, primary_port, listen_port, rundir, auth_file,
+                                               admin_user, sandbox_dbname=sandbox_dbname, listen_addr=listen_addr)
+    else:
+        text, notes = default_pgbouncer_ini(primary_host, primary_port, listen_port, rundir, auth_file, admin_user,
+                                            listen_addr=listen_addr), []
+    if "auth_user" not in text:
+        text = text.replace("[pgbouncer]\n", f"[pgbouncer]\nauth_user = {admin_user}\n", 1)
+    return text, notes
