@@ -25,7 +25,6 @@ from urllib.parse import urlparse
 
 from ..errors import PgReadyUsageError
 from . import docker_spec as ds
-from .local import LocalCluster
 from .model import Cluster, Endpoint, Node, Pooler, Proxy, Unsupported
 from .template import APP_DB, SUPERUSER
 
@@ -224,8 +223,6 @@ class DockerCluster(Cluster):
     provider = "docker"
 
     # the same procedures as the local provider's: they only talk to the primary through SQL
-    wait_streaming = LocalCluster.wait_streaming
-    set_sync = LocalCluster.set_sync
 
     def __init__(self, spec: ds.DockerSpec, client: Any, engine: str) -> None:
         self.spec = spec

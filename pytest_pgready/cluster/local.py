@@ -208,41 +208,32 @@ class LocalCluster(Cluster):
             self.archive_dir = self.workdir / "archive"
             self.archive_dir.mkdir(mode=0o700)
             self.user.chown(self.archive_dir)
-        if toxiproxy:
-            self._start_toxiproxy()
+        tox_thread = None
+        if toxiproxy:  # independent of postgres: start it while the primary starts
+            import threading
+
+            tox_thread = threading.Thread(target=self._start_toxiproxy, name="pgready-toxiproxy", daemon=True)
+            tox_thread.start()
         primary = self._new_node("primary", "primary")
         r = subprocess.run(["cp", "-a", str(tpl.datadir), str(primary.datadir)], capture_output=True, text=True,
                            timeout=120)
         if r.returncode != 0:
             raise RuntimeError(f"copying the initdb template failed: {_tail(r.stderr)}")
-        base = dict(conf.BASE_SETTINGS)
-        base["archive_mode"] = "on" if archive else "off"
-        if tpl.ssl:
-            base["ssl"] = "on"
-        self._write(primary.datadir / "pgready.base.conf", conf.render(base, "pytest-pgready embedded defaults"))
-        user_settings: dict[str, str] = {}
-        if postgresql_conf is not None:
-            rw = conf.rewrite_postgresql_conf(Path(postgresql_conf).read_text(errors="replace"),
-                                              Path(postgresql_conf).name, self._available_libs(),
-                                              ssl_available=tpl.ssl)
-            user_settings.update(rw.settings)
-            self.config_rewrites += rw.notes
-            self.config_source = f"your {Path(postgresql_conf).name}"
-            self.declared_settings = {k: conf.unquote(v) for k, v in rw.settings.items()}
-            if rw.user_archive_command is not None:
-                self.declared_settings["archive_command"] = rw.user_archive_command
-            self.declared_settings.update(rw.capped)  # CFG010 judges the user's shared_buffers, not the cap
-        for k, v in (conf_overrides or {}).items():
-            user_settings[k] = v if isinstance(v, str) and v.startswith("'") else conf.quote(str(v))
-        self._write(primary.datadir / "pgready.user.conf", conf.render(user_settings, "bring-your-own settings"))
-        if conf.unquote(user_settings.get("fsync", "on")) == "off":
-            self.durability_relaxed.append("fsync=off (from your config)")
-        if conf.unquote(user_settings.get("synchronous_commit", "on")) == "off":
-            self.durability_relaxed.append("synchronous_commit=off (from your config)")
+        layers = conf.server_layers(archive=archive, ssl=tpl.ssl, postgresql_conf=postgresql_conf,
+                                    conf_overrides=conf_overrides, available_libs=self._available_libs(),
+                                    ssl_available=tpl.ssl)
+        self._write(primary.datadir / "pgready.base.conf", conf.render(layers.base, "pytest-pgready embedded defaults"))
+        self._write(primary.datadir / "pgready.user.conf", conf.render(layers.user, "bring-your-own settings"))
+        self.config_rewrites += layers.notes
+        self.config_source = layers.source
+        self.declared_settings = layers.declared
+        self.durability_relaxed += layers.durability_relaxed
         primary.write_node_conf()
         self.user.chown_tree(primary.datadir)
         self._start_node(primary)
         self.primary = primary
+        if tox_thread is not None:
+            tox_thread.join(30)
         if init_sql:
             for f in init_sql:
                 self.apply_sql_file(Path(f))
@@ -334,23 +325,6 @@ class LocalCluster(Cluster):
         self.wait_streaming([name])
         return node
 
-    def wait_streaming(self, names: list[str], timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.primary.connect(dbname="postgres") as c:
-                got = {r[0] for r in c.execute("SELECT application_name FROM pg_stat_replication "
-                                               "WHERE state = 'streaming'").fetchall()}
-            if set(names) <= got:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"replicas {names} not streaming after {timeout:.0f}s")
-
-    def set_sync(self, names: list[str]) -> None:
-        """Make these standbys synchronous (FIRST 1) on the primary."""
-        value = f"FIRST 1 ({', '.join(names)})" if names else ""
-        self.primary.set_conf(synchronous_standby_names=value)
-        self.sync = bool(names)
-
     # --- pgbouncer / toxiproxy ---------------------------------------------------------------------------
     def _start_pgbouncer(self, user_ini: Path | None) -> None:
         exe = find_pgbouncer()
@@ -363,15 +337,9 @@ class LocalCluster(Cluster):
         auth.write_text(f'"{SUPERUSER}" "{self.password}"\n')
         auth.chmod(0o600)
         port = free_port()
-        if user_ini is not None:
-            text, notes, _ = conf.rewrite_pgbouncer_ini(Path(user_ini).read_text(errors="replace"),
-                                                        Path(user_ini).name, "127.0.0.1", self.primary.port, port, d,
-                                                        auth, SUPERUSER, sandbox_dbname=APP_DB)
-            self.config_rewrites += notes
-        else:
-            text = conf.default_pgbouncer_ini("127.0.0.1", self.primary.port, port, d, auth, SUPERUSER)
-        if "auth_user" not in text:
-            text = text.replace("[pgbouncer]\n", f"[pgbouncer]\nauth_user = {SUPERUSER}\n", 1)
+        text, notes = conf.pgbouncer_config(user_ini, "127.0.0.1", self.primary.port, port, d, auth, SUPERUSER,
+                                            sandbox_dbname=APP_DB)
+        self.config_rewrites += notes
         ini = d / "pgbouncer.ini"
         ini.write_text(text)
         self.user.chown_tree(d)
@@ -469,11 +437,13 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float) -> bool:
 
 def provision_local(settings: Any, *, bins: PgBinaries | None = None, replicas: int | None = None,
                     sync: bool = False, pgbouncer: bool = True, toxiproxy: bool = True, archive: bool = True,
-                    conf: dict[str, Any] | None = None, init_sql: bool = True, byo: bool = True) -> LocalCluster:
+                    conf: dict[str, Any] | None = None, init_sql: bool = True, byo: bool = True,
+                    pgbouncer_conf: dict[str, Any] | None = None) -> LocalCluster:
     from .binaries import find_postgres
 
     bins = bins or find_postgres(settings.pg_bin, settings.pg_version)
     cluster = LocalCluster(bins, service_user())
+    cluster.pgbouncer_conf = dict(pgbouncer_conf or {})  # [pgbouncer] keys merged over the ini (after BYO rewrite)
     try:
         cluster.provision(replicas=settings.replicas if replicas is None else replicas, sync=sync,
                           pgbouncer=pgbouncer, toxiproxy=toxiproxy, archive=archive, conf_overrides=conf,

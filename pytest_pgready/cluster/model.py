@@ -8,6 +8,7 @@ checks turn that into `na`.
 from __future__ import annotations
 
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,7 +122,6 @@ class Node:
 
     def promote(self, wait: bool = True, timeout: float = 60) -> None:
         """Promote a standby (pg_promote) and wait until it accepts writes."""
-        import time
 
         with self.connect(dbname="postgres", options="") as conn:
             conn.execute("SELECT pg_promote(true, %s)", (int(timeout),))
@@ -246,6 +246,23 @@ class Cluster:
                 raise Unsupported(self.toxiproxy_missing or "no Toxiproxy in this cluster")
             return self.primary.endpoint.conninfo(host="127.0.0.1", port=self.proxies["primary"].listen_port)
         raise ValueError(f"unknown client path {via!r}")
+
+    def wait_streaming(self, names: list[str], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.primary.connect(dbname="postgres") as c:
+                got = {r[0] for r in c.execute("SELECT application_name FROM pg_stat_replication "
+                                               "WHERE state = 'streaming'").fetchall()}
+            if set(names) <= got:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"replicas {names} not streaming after {timeout:.0f}s")
+
+    def set_sync(self, names: list[str]) -> None:
+        """Make these standbys synchronous (FIRST 1) on the primary."""
+        value = f"FIRST 1 ({', '.join(names)})" if names else ""
+        self.primary.set_conf(synchronous_standby_names=value)
+        self.sync = bool(names)
 
     def close(self) -> None:
         """Release everything the provider started. Idempotent."""
