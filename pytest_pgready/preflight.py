@@ -20,9 +20,8 @@ def preflight(settings: Any) -> None:
 
         check_engine(settings.docker_engine_timeout)
     elif provider == "external":
+        # only the primary: a replica that does not answer is a finding (REP001), not a usage error
         _probe(settings.dsn, "--pgready-dsn", settings.connect_timeout)
-        for d in settings.replica_dsn:
-            _probe(d, "--pgready-replica-dsn", settings.connect_timeout)
 
 
 def _report_dir_writable(path: Any) -> None:

@@ -10,6 +10,8 @@ _MASK = "********"
 # key=value conninfo and URI query parameters that carry secrets
 _SECRET_KEYS = ("password", "sslpassword", "passfile_contents")
 _KV_RE = re.compile(r"(?i)\b(password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)")
+_ENV_RE = re.compile(r"(?i)\b(PGPASSWORD|PASSWORD)\s*=\s*('(?:[^']|'')*'|\"[^\"]*\"|\S+)")
+_SQL_RE = re.compile(r"(?i)\b(PASSWORD)\s+('(?:[^']|'')*'|E'(?:[^'\\]|\\.|'')*')")
 _URI_RE = re.compile(r"(?i)\b(postgres(?:ql)?://)([^:@/\s]*):([^@/\s]*)@")
 _known: set[str] = set()
 
@@ -45,6 +47,8 @@ def redact_text(text: str) -> str:
         return text
     text = _URI_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:{_MASK}@", text)
     text = _KV_RE.sub(lambda m: f"{m.group(1)}={_MASK}", text)
+    text = _ENV_RE.sub(lambda m: f"{m.group(1)}={_MASK}", text)
+    text = _SQL_RE.sub(lambda m: f"{m.group(1)} '{_MASK}'", text)
     secrets = set(_known)
     env = os.environ.get("PGPASSWORD")
     if env and len(env) >= 4:

@@ -72,6 +72,12 @@ SPEC: tuple[Key, ...] = (
     _k("declared_ram", "str", None, "RAM of the production host for CFG010, e.g. '16GB'"),
     _k("rto_seconds", "float", 3600, "declared recovery time objective", min=0),
     _k("rpo_seconds", "float", 300, "declared recovery point objective (0 = synchronous replication required)", min=0),
+    # --- docker provider (--pgready-provider docker) ---
+    _k("docker_pg_image", "str", None, "PostgreSQL image of the docker provider (default: postgres:<pg_version or 16>)"),
+    _k("docker_pgbouncer_image", "str", "edoburu/pgbouncer:latest", "PgBouncer image of the docker provider"),
+    _k("docker_toxiproxy_image", "str", "ghcr.io/shopify/toxiproxy:2.12.0", "Toxiproxy image of the docker provider"),
+    _k("docker_engine_timeout", "float", 3, "seconds the startup probe waits for the Docker engine to answer",
+       min=0.1, max=60),
     # --- schema ---
     _k("seq_usage_fail", "float", 0.75, "SCH002: fail at this share of the column type's range", min=0.01, max=1),
     _k("seq_usage_warn", "float", 0.50, "SCH002: warn in evidence from this share", min=0.0, max=1),
@@ -123,7 +129,25 @@ SPEC: tuple[Key, ...] = (
     _k("pool_mode", "choice", None, "POOL001: the pool_mode PgBouncer must run", choices=("session", "transaction", "statement")),
     _k("pool_clients", "int", 1000, "POOL002: concurrent clients through the pooler", min=1, max=20000),
     _k("max_pool_wait_ms", "float", 100, "POOL006: maximum pool wait under load", min=0),
+    _k("pool_duration_s", "float", 5, "POOL002/POOL006: seconds the pooled clients keep querying", min=1, max=3600),
+    _k("pool_client_rate", "float", 1, "POOL002/POOL006: queries per second of each pooled client", min=0.01, max=100),
+    _k("pool_xact_ms", "float", 2, "POOL002/POOL006: server time of each client query (pg_sleep), like an app "
+       "transaction", min=0, max=10000),
     # --- performance ---
+    _k("load_protocol", "choice", "prepared", "query protocol of the load users (pgbench -M)",
+       choices=("prepared", "extended", "simple")),
+    _k("load_max_requests", "int", 10_000_000, "upper bound of requests in one load run", min=1),
+    _k("load_workers", "int", 0, "master/worker mode: local Locust workers (0: --processes)", min=0, max=256),
+    _k("load_remote_workers", "int", 0, "master/worker mode: workers on other hosts to wait for (docs/load.md)",
+       min=0, max=1000),
+    _k("load_master_bind", "str", "127.0.0.1", "address the Locust master listens on for remote workers"),
+    _k("load_master_port", "int", None, "port the Locust master listens on (default: a free one)", min=1, max=65535),
+    _k("calibrate_seconds", "float", 3, "PERF006: seconds of the SELECT 1 calibration run", min=1, max=600),
+    _k("harness_headroom", "float", 0.7, "PERF006: share of the harness ceiling a target may use", min=0.05, max=1),
+    _k("perf004_p95_ms", "float", 50, "PERF004: p95 budget of each critical query", min=0.001),
+    _k("perf004_rounds", "int", 100, "PERF004: timed rounds per critical query", min=5, max=100000),
+    _k("slow_query_min_calls", "int", 2, "PERF005: statements called fewer times are left out (one-off DDL, seeds)",
+       min=1),
     _k("critical_queries", "list", [], "PERF003/PERF004: SQL of the queries that must stay fast"),
     _k("slow_query_ms", "float", 100, "PERF005: mean time above this fails", min=0),
     _k("slo_p95_ms", "float", 100, "PERF001", min=0.001),
@@ -139,11 +163,38 @@ SPEC: tuple[Key, ...] = (
     # --- backup / pitr ---
     _k("backup_command", "str", None, "BKP004: your backup command template"),
     _k("restore_command_line", "str", None, "BKP004: your restore command template"),
+    _k("backup_command_timeout_s", "float", 1800, "BKP004: seconds each of your backup/restore commands may take",
+       min=1, max=86400),
+    _k("backup_jobs", "int", 2, "BKP001/BKP004: parallel jobs of the drill's pg_dump -Fd / pg_restore", min=1, max=64),
+    _k("backup_manifest_checksums", "choice", "CRC32C",
+       "BKP002/BKP003: the manifest checksum algorithm your base backups use (NONE detects no flipped bytes)",
+       choices=("CRC32C", "SHA224", "SHA256", "SHA384", "SHA512", "NONE")),
+    _k("wal_archive_dir", "path", None, "PITR001: the directory your archive_command writes to, when this host "
+       "can read it (an external target's archive; the embedded cluster's is known)"),
+    _k("archive_rpo_window_s", "float", 3, "PITR005: seconds the bounded writer runs while archiving is timed",
+       min=0.5, max=120),
     # --- failover ---
     _k("failover_trials", "int", 5, "timed drills repeat this many times", min=1, max=100),
     _k("promote_command", "str", None, "hand promotion to your HA tool: a shell template"),
     _k("fence_command", "str", None, "fence the old primary with your HA tool: a shell template"),
     _k("switchover_gap_seconds", "float", 5, "FO008: maximum write gap of a planned switchover", min=0),
+    _k("failover_writers", "int", 4, "oracle writers committing concurrently during a drill", min=1, max=64),
+    _k("resume_timeout_seconds", "float", 60, "FO001/FO008/FO009/POOL005: how long clients may take to write "
+       "again after a fault before the drill calls it failed (bounds every wait)", min=1, max=3600),
+    _k("failover_stall_seconds", "float", 0.5, "FO002/FO003: the standby receives no WAL for this long before "
+       "the primary is killed (the lag an RPO must cover); 0 = a crash without a stall", min=0, max=60),
+    _k("partition_seconds", "float", 3, "FO004: length of the primary-standby partition", min=0.5, max=300),
+    _k("outage_wal_mb", "int", 64, "FO004/REP005: WAL written while a standby is cut off (segment switches), "
+       "so retention limits are exercised", min=0, max=4096),
+    _k("replica_catchup_timeout_s", "float", 60, "FO004/REP005: a standby must catch up within this", min=1,
+       max=3600),
+    _k("client_conninfo", "str", "connect_timeout=5 keepalives=1 keepalives_idle=5 keepalives_interval=2 "
+       "keepalives_count=3 tcp_user_timeout=10000",
+       "FO007 and the drills' writers: the libpq parameters of your application's connections"),
+    _k("client_query_timeout_s", "float", 5, "FO007 and the drills' writers: the client-side deadline your "
+       "application puts on a query (JDBC socketTimeout, asyncpg command_timeout …); 0 = none", min=0, max=3600),
+    _k("max_time_to_error_seconds", "float", 10, "FO007: a network fault must surface as an error within this",
+       min=0.1, max=3600),
 )
 
 SPEC_BY_NAME: dict[str, Key] = {k.name: k for k in SPEC}
@@ -162,7 +213,7 @@ class Waiver:
 
 @dataclass
 class Settings:
-    values: dict[str, Any]
+    values: dict[str, Any] = field(repr=False)  # holds DSNs with passwords: pytest prints fixture reprs on failure
     sources: dict[str, str] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
