@@ -10,6 +10,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # What the embedded cluster runs with when the user brings no config: a sane production baseline,
 # so the config suite judges something realistic (and says the source is "embedded defaults").
@@ -315,8 +316,10 @@ def server_layers(*, archive: bool = True, ssl: bool = False, postgresql_conf: P
 
 def pgbouncer_config(user_ini: Path | None, primary_host: str, primary_port: int, listen_port: int, rundir: Path,
                      auth_file: Path, admin_user: str, *, listen_addr: str = "127.0.0.1",
-                     sandbox_dbname: str | None = None) -> tuple[str, list[str]]:
-    """The pgbouncer.ini a provisioned PgBouncer runs with (the user's, rewritten, or the default) and the notes."""
+                     sandbox_dbname: str | None = None,
+                     overrides: dict[str, Any] | None = None) -> tuple[str, list[str]]:
+    """The pgbouncer.ini a provisioned PgBouncer runs with (the user's, rewritten, or the default) and the notes.
+    `overrides`: [pgbouncer] keys a drill sets over it (POOL003/POOL004 probe poolers)."""
     if user_ini is not None:
         text, notes, _ = rewrite_pgbouncer_ini(Path(user_ini).read_text(errors="replace"), Path(user_ini).name,
                                                primary_host, primary_port, listen_port, rundir, auth_file,
@@ -326,4 +329,8 @@ def pgbouncer_config(user_ini: Path | None, primary_host: str, primary_port: int
                                             listen_addr=listen_addr), []
     if "auth_user" not in text:
         text = text.replace("[pgbouncer]\n", f"[pgbouncer]\nauth_user = {admin_user}\n", 1)
+    for k, v in (overrides or {}).items():
+        text, hits = re.subn(rf"(?m)^{re.escape(k)}\s*=.*$", f"{k} = {v}", text)
+        if not hits:
+            text = text.replace("[pgbouncer]\n", f"[pgbouncer]\n{k} = {v}\n", 1)
     return text, notes

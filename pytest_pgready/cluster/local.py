@@ -338,7 +338,7 @@ class LocalCluster(Cluster):
         auth.chmod(0o600)
         port = free_port()
         text, notes = conf.pgbouncer_config(user_ini, "127.0.0.1", self.primary.port, port, d, auth, SUPERUSER,
-                                            sandbox_dbname=APP_DB)
+                                            sandbox_dbname=APP_DB, overrides=getattr(self, "pgbouncer_conf", None))
         self.config_rewrites += notes
         ini = d / "pgbouncer.ini"
         ini.write_text(text)

@@ -1,0 +1,343 @@
+"""Load: the Locust runner against a real PostgreSQL, and the performance checks end to end.
+
+One PostgreSQL major (the lowest of PGREADY_TEST_MAJORS / the installed ones): the load layer does not
+depend on the server version, and load runs are the expensive part of the suite. Every run is short
+(a few seconds), targets 127.0.0.1 and is bounded by the runner.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from pytest_pgready.workload.locustfiles import LoadError, builtin
+from pytest_pgready.workload.runner import LoadSpec, run_load
+
+pytestmark = pytest.mark.integration
+
+SLEEP_LOCUSTFILE = """
+from locust import task
+from pytest_pgready.workload.user import PgUser
+
+class SleepUser(PgUser):
+    @task
+    def sleep(self):
+        self.sql("sleep", "SELECT pg_sleep(%s)", (float(self.spec["sleep_s"]),))
+"""
+
+
+def _load_bins() -> Any:
+    from pytest_pgready.cluster.binaries import all_postgres
+
+    found: dict[int, Any] = {}
+    for b in all_postgres():
+        found.setdefault(b.major, b)
+    want = os.environ.get("PGREADY_TEST_MAJORS")
+    if want:
+        found = {m: b for m, b in found.items() if str(m) in {x.strip() for x in want.split(",")}}
+    if not found:
+        pytest.skip("no PostgreSQL installed")
+    return found[min(found)]
+
+
+def _major() -> str:
+    return str(_load_bins().major)
+
+
+@pytest.fixture(scope="module")
+def load_cluster() -> Iterator[Any]:
+    from pytest_pgready.cluster.local import provision_local
+    from pytest_pgready.settings import build
+
+    c = provision_local(build({}, None, None), bins=_load_bins(), replicas=0, pgbouncer=False, toxiproxy=False,
+                        archive=False)
+    yield c
+    c.close()
+
+
+def _locustfile(tmp_path: Path, text: str, name: str = "lf.py") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _locust_pids(token: str) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            st = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"locust" in cmd and token.encode() in cmd and st != "Z":
+            out.append(int(entry))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ runner
+
+def test_hdr_percentiles_agree_with_pg_stat_statements(load_cluster, tmp_path):
+    """The same run seen from both ends. Each request is one execution of SELECT pg_sleep(0.004), which
+    dominates its latency, so client and server times must agree: client p50 within [server mean - 0.3 ms,
+    server mean + 1.5 ms] (loopback round trip and client overhead on a shared 2-core box); the fastest
+    client request no faster than the fastest server execution; and every successful client request is
+    one pg_stat_statements call: 0 <= calls - requests <= users (requests cut in flight at stop)."""
+    users = 4
+    with load_cluster.primary.connect() as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    res = run_load(LoadSpec(_locustfile(tmp_path, SLEEP_LOCUSTFILE), users=users, duration_s=3, warmup_s=1,
+                            extra={"sleep_s": 0.004}), load_cluster.primary.dsn())
+    with load_cluster.primary.connect() as conn:
+        calls, mean_ms, min_ms = conn.execute(
+            "SELECT calls, mean_exec_time, min_exec_time FROM pg_stat_statements "
+            "WHERE query = 'SELECT pg_sleep($1)'").fetchone()
+    lat = res.latency_ms
+    assert res.err_total == 0 and res.ok > 300, res.evidence()
+    assert 0 <= calls - res.ok_total <= users, (calls, res.ok_total)
+    assert mean_ms - 0.3 <= lat["p50"] <= mean_ms + 1.5, (lat, mean_ms)
+    assert lat["min"] >= min_ms * 0.999, (lat, min_ms)
+    assert res.throughput_rps == pytest.approx(users / (mean_ms / 1000), rel=0.35)  # closed model: users / latency
+
+
+def test_open_model_holds_its_rate_and_counts_from_the_schedule(load_cluster, tmp_path):
+    """Below capacity the arrival rate is kept; above it, latency is counted from each request's scheduled
+    start (coordinated omission corrected), so it grows far beyond the 50 ms service time."""
+    lf = _locustfile(tmp_path, SLEEP_LOCUSTFILE)
+    calm = run_load(LoadSpec(lf, users=4, duration_s=2.5, warmup_s=0.5, rate=20, extra={"sleep_s": 0.05}),
+                    load_cluster.primary.dsn())
+    assert calm.model == "open" and calm.throughput_rps == pytest.approx(20, rel=0.2), calm.evidence()
+    assert calm.latency_ms["p95"] < 150, calm.latency_ms
+    # 2 users can serve ~40 req/s of 50 ms requests; 80/s arrive: the queue grows all run long
+    swamped = run_load(LoadSpec(lf, users=2, duration_s=2.5, warmup_s=0.5, rate=80, extra={"sleep_s": 0.05}),
+                       load_cluster.primary.dsn())
+    assert swamped.throughput_rps < 50
+    assert swamped.latency_ms["p99"] > 500, swamped.latency_ms  # a closed model would report ~50 ms here
+
+
+def test_master_and_two_local_workers(load_cluster):
+    res = run_load(LoadSpec(builtin("select1"), users=4, duration_s=2, warmup_s=0.5, workers=2),
+                   load_cluster.primary.dsn())
+    assert res.workers == 2 and res.ok > 100 and res.err == 0, res.evidence()
+
+
+def test_no_process_outlives_the_run_and_the_dsn_stays_hidden(load_cluster):
+    token = secrets.token_hex(6)
+    password = load_cluster.password
+    seen: dict[str, Any] = {}
+
+    def inspect(line: str) -> None:
+        for pid in _locust_pids(token):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            env = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+            seen.setdefault("pids", set()).add(pid)
+            seen["cmd_has_password"] = seen.get("cmd_has_password", False) or password in cmd
+            seen["env_has_password"] = seen.get("env_has_password", False) or any(password in e for e in env)
+            dsn_file = next((e.split("=", 1)[1] for e in env if e.startswith("PGREADY_DSN_FILE=")), None)
+            if dsn_file and os.path.exists(dsn_file):
+                seen["mode"] = stat.S_IMODE(os.stat(dsn_file).st_mode)
+        seen.setdefault("lines", []).append(line)
+
+    res = run_load(LoadSpec(builtin("select1"), users=2, duration_s=2.5, warmup_s=0.5, processes=2,
+                            extra={"token": token}),
+                   load_cluster.primary.dsn(), progress=inspect, progress_every=1.0)
+    assert res.ok > 0
+    assert seen.get("pids"), "no locust process seen during the run"
+    assert seen["cmd_has_password"] is False and seen["env_has_password"] is False
+    assert seen.get("mode") == 0o600
+    assert all(line.startswith("pgready load:") for line in seen["lines"])
+    assert _locust_pids(token) == []
+
+
+def test_keyboard_interrupt_kills_the_whole_process_group(load_cluster):
+    token = secrets.token_hex(6)
+
+    def interrupt(_line: str) -> None:
+        if _locust_pids(token):
+            raise KeyboardInterrupt
+
+    t = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_load(LoadSpec(builtin("select1"), users=2, duration_s=30, warmup_s=0, processes=2, extra={"token": token}),
+                 load_cluster.primary.dsn(), progress=interrupt, progress_every=0.5)
+    assert time.monotonic() - t < 20
+    assert _locust_pids(token) == []
+
+
+def test_request_count_bounds_the_run(load_cluster):
+    res = run_load(LoadSpec(builtin("select1"), users=2, duration_s=2, warmup_s=0, max_requests=50),
+                   load_cluster.primary.dsn())
+    assert 50 <= res.ok_total + res.err_total <= 51  # the two users stop at the bound (one may be in flight)
+
+
+def test_locustfile_without_user_class_is_one_line(load_cluster, tmp_path):
+    lf = _locustfile(tmp_path, "import locust\n\nclass NotAUser:\n    pass\n")
+    with pytest.raises(LoadError) as e:
+        run_load(LoadSpec(lf, users=1, duration_s=1, warmup_s=0), load_cluster.primary.dsn())
+    assert "no User class" in e.value.line() and "\n" not in e.value.line()
+
+
+def test_blocking_psycopg_wait_is_refused(load_cluster, monkeypatch):
+    """psycopg forced to its C wait function would block every gevent user of a worker: refuse to run."""
+    monkeypatch.setenv("PSYCOPG_WAIT_FUNC", "wait_c")
+    with pytest.raises(LoadError) as e:
+        run_load(LoadSpec(builtin("select1"), users=1, duration_s=1, warmup_s=0), load_cluster.primary.dsn())
+    assert "blocking wait function" in e.value.line() and "\n" not in e.value.line()
+
+
+def test_app_workload_runs_on_the_vendhub_example(load_cluster):
+    """load/app.py drives examples/workload.sql W1-W7 on the seeded example without a single error."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    ep = load_cluster.primary.endpoint
+    with load_cluster.primary.connect(dbname="postgres") as conn:
+        conn.execute("DROP DATABASE IF EXISTS vendhub WITH (FORCE)")
+        conn.execute("CREATE DATABASE vendhub")
+    for f, extra in (("schema.sql", []), ("roles.sql", ["-v", "vend_app_password=pgready-test"]),
+                     ("seed.sql", ["-v", "scale=0.1"])):
+        r = load_cluster.run_tool(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-h", ep.host, "-p",
+                                   str(ep.port), "-U", ep.user, "-d", "vendhub", "-f", str(examples / f)], timeout=300)
+        assert r.returncode == 0, (f, r.stderr[-500:])
+    res = run_load(LoadSpec(builtin("app"), users=4, duration_s=3, warmup_s=0.5),
+                   load_cluster.primary.dsn(dbname="vendhub"))
+    assert res.err_total == 0, res.evidence()["error_messages"]
+    assert {k.split()[0] for k in res.labels} == {"W1", "W2", "W3", "W4", "W5", "W6", "W7"}, res.labels
+    with load_cluster.primary.connect(dbname="vendhub") as conn:
+        assert conn.execute("SELECT count(*) FROM vend.payments WHERE provider_ref LIKE 'psp_pgready_%'").fetchone()[0] > 0
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+NO_LOCUST_PLUGIN = """
+import sys, json, os
+def pytest_sessionfinish(session):
+    bad = sorted(m for m in sys.modules if m.split(".")[0] in ("locust", "gevent"))
+    with open(os.environ["PGREADY_MODULES_OUT"], "w") as f:
+        json.dump(bad, f)
+"""
+
+
+def _run(run_pgready: Any, tmp_path: Path, *args: str, config: str) -> Any:
+    (tmp_path / "pgready_nolocust.py").write_text(NO_LOCUST_PLUGIN)
+    out = tmp_path / "modules.json"
+    env = {"PYTHONPATH": str(tmp_path), "PGREADY_MODULES_OUT": str(out)}
+    run = run_pgready("--pgready-suite", "performance", "--pgready-pg-version", _major(), "-p", "pgready_nolocust",
+                      *args, config=config, env=env, timeout=300)
+    import json
+
+    assert json.loads(out.read_text()) == [], "locust/gevent imported into the pytest process"
+    return run
+
+
+BASE = """
+load_duration_s = 4
+load_warmup_s = 1
+calibrate_seconds = 2
+load_processes = 1
+seqscan_min_rows = 1000
+perf004_rounds = 20
+"""
+
+
+def test_performance_checks_pass(run_pgready, tmp_path):
+    init = tmp_path / "init.sql"
+    init.write_text("CREATE TABLE items (id bigint PRIMARY KEY, sku text NOT NULL);\n"
+                    "INSERT INTO items SELECT g, 'sku' || g FROM generate_series(1, 5000) g;\nANALYZE items;\n")
+    run = _run(run_pgready, tmp_path, "--pgready-init-sql", str(init), config=BASE + """
+workload = "tpcb"
+target_rps = 20
+critical_queries = ["SELECT sku FROM items WHERE id = 42", "SELECT sku FROM items WHERE id = $1"]
+""")
+    for cid in ("PERF001", "PERF002", "PERF003", "PERF004", "PERF005", "PERF006", "REP002"):
+        assert run.status(cid) == "pass", (cid, run.check(cid)["summary"], run.output[-2000:])
+    m = run.report["metrics"]
+    assert set(m["latency_ms"]) >= {"p50", "p95", "p99", "max"} and m["latency_ms"]["p95"] > 0
+    assert sum(n for _, n in m["latency_histogram_us"]) > 100
+    assert m["throughput_rps"] > 20 and m["error_rate"] == 0 and m["harness_ceiling_rps"] > 20
+    assert len(m["replication_lag_series"]) >= 3 and all(len(p) == 3 for p in m["replication_lag_series"])
+    assert run.check("REP002")["evidence"]["wal_bytes_during_load"] > 0
+    parts = {p["nodeid"].rsplit("[", 1)[-1]: p["status"] for p in run.check("PERF004")["evidence"]["parts"]}
+    assert parts == {"q1]": "pass", "q2]": "na"}, parts  # a $1 query is explained (PERF003) but not executed
+    assert "pgready load:" in run.output  # progress during the run
+    assert "password=" not in run.output.replace("password=********", "")
+
+
+def test_performance_checks_fail_when_broken(run_pgready, tmp_path):
+    """Broken on purpose, each in its own way: a 3 s delayed standby, 10 % failing requests, an SLO below
+    any real latency, an unindexed critical query, a p95 budget of 1 µs, and a slow statement run twice."""
+    init = tmp_path / "init.sql"
+    init.write_text("CREATE TABLE items (id bigint PRIMARY KEY, sku text NOT NULL);\n"
+                    "INSERT INTO items SELECT g, 'sku' || g FROM generate_series(1, 5000) g;\nANALYZE items;\n"
+                    "CREATE TABLE ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, n int);\n"
+                    "SELECT pg_sleep(0.12);\nSELECT pg_sleep(0.12);\n")
+    conf = tmp_path / "postgresql.conf"
+    conf.write_text("recovery_min_apply_delay = '3s'\n")
+    lf = _locustfile(tmp_path, """
+import random
+from locust import task
+from pytest_pgready.workload.user import PgUser
+
+class Flaky(PgUser):
+    @task(9)
+    def write(self):
+        self.sql("insert", "INSERT INTO ledger (n) VALUES (%s)", (random.randint(1, 9),))
+
+    @task(1)
+    def broken(self):
+        self.sql("broken", "SELECT 1 / 0")
+""", "flaky.py")
+    run = _run(run_pgready, tmp_path, "--pgready-init-sql", str(init), "--pgready-postgresql-conf", str(conf),
+               "--pgready-locustfile", str(lf), config=BASE + """
+target_rps = 5
+slo_p95_ms = 0.001
+slo_p99_ms = 0.002
+max_replay_lag_seconds = 1
+perf004_p95_ms = 0.001
+critical_queries = ["SELECT id FROM items WHERE sku = 'sku42'", "SELECT id FROM items WHERE sku = $1"]
+""")
+    for cid in ("PERF001", "PERF002", "PERF003", "PERF004", "PERF005", "REP002"):
+        assert run.status(cid) == "fail", (cid, run.check(cid)["summary"], run.output[-2000:])
+    assert run.status("PERF006") == "pass"
+    ev = {cid: run.check(cid)["evidence"] for cid in ("PERF001", "PERF002", "PERF003", "PERF004", "PERF005", "REP002")}
+    assert any("p95" in o and "SLO" in o for o in ev["PERF001"]["objects"])
+    assert any("error rate" in o for o in ev["PERF002"]["objects"])
+    assert any("division by zero" in o for o in ev["PERF002"]["objects"])
+    assert any(o.startswith("public.items") and "in query 1, 2" in o for o in ev["PERF003"]["objects"]), ev["PERF003"]
+    assert any("items WHERE sku" in o for o in ev["PERF004"]["objects"])
+    assert any("pg_sleep" in o for o in ev["PERF005"]["objects"])
+    assert ev["REP002"]["objects"] and max(p[1] for p in run.report["metrics"]["replication_lag_series"]) > 1
+
+
+def test_harness_bound_target_makes_latency_and_throughput_na(run_pgready, tmp_path):
+    """A target far above the harness ceiling: PERF006 fails, PERF001/PERF002 are na(harness-bound) — not a
+    false fail. The same run brings a locustfile with a syntax error: the load's checks error in one line."""
+    lf = _locustfile(tmp_path, "from locust import task\nclass U(:\n    pass\n", "broken.py")
+    run = _run(run_pgready, tmp_path, "--pgready-locustfile", str(lf), "-k", "perf001 or perf002 or perf006 or rep002",
+               config=BASE + "target_rps = 10000000\nreplicas = 0\n")
+    assert run.status("PERF006") == "fail" and "bottleneck" in run.check("PERF006")["summary"]
+    for cid in ("PERF001", "PERF002"):
+        assert run.status(cid) == "na" and run.check(cid)["summary"].startswith("harness-bound"), run.check(cid)
+    assert run.report["metrics"]["harness_ceiling_rps"] > 0
+    rep = run.check("REP002")
+    assert rep["status"] == "error" and "broken.py line 2: SyntaxError" in rep["summary"]
+    assert "\n" not in rep["summary"]
+
+
+@pytest.mark.parametrize("config, needle", [
+    ("slo_p95_ms = 300\nslo_p99_ms = 200\n", "slo_p95_ms is above slo_p99_ms"),
+    ("slo_p95_ms = -5\n", "slo_p95_ms = -5 is out of range"),
+    ("max_error_rate = 2\n", "max_error_rate = 2 is out of range"),
+    ("load_protocol = 'binary'\n", "load_protocol = 'binary' is not one of"),
+])
+def test_invalid_slo_is_a_one_line_usage_error(run_pgready, config, needle):
+    run = run_pgready("--pgready-suite", "performance", config=config, timeout=120)
+    assert run.exit_code == 4 and run.report is None
+    lines = [ln for ln in run.output.splitlines() if needle in ln]
+    assert len(lines) == 1 and lines[0].startswith(("pgready:", "ERROR: pgready:")), run.output[-1500:]
+    assert "Traceback" not in run.output

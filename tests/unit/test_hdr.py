@@ -1,0 +1,84 @@
+"""HdrHistogram helpers: exact merging across workers, µs precision, report buckets."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from hypothesis import given, settings, strategies as st
+
+from pytest_pgready.workload import hdr
+
+
+def _exact_percentile(values: list[int], p: float) -> int:
+    xs = sorted(values)
+    return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
+
+
+def test_percentiles_within_three_significant_digits():
+    rnd = random.Random(7)
+    values = [int(rnd.lognormvariate(6.5, 0.8)) + 1 for _ in range(20_000)]  # ~700 µs median, long tail
+    h = hdr.new_histogram()
+    for v in values:
+        hdr.record_us(h, v)
+    for p in (50, 95, 99):
+        exact = _exact_percentile(values, p)
+        got = h.get_value_at_percentile(p)
+        assert abs(got - exact) <= exact * 0.001 + 1, (p, got, exact)
+
+
+def test_summary_is_milliseconds_with_microsecond_resolution():
+    h = hdr.new_histogram()
+    for us in (250, 500, 750, 1000):
+        hdr.record_us(h, us)
+    s = hdr.summary_ms(h)
+    assert s["p50"] == 0.5 and s["min"] == 0.25 and s["max"] == 1.0
+    assert set(s) >= {"p50", "p90", "p95", "p99", "max", "mean"}
+
+
+def test_empty_histogram_summarises_to_nothing():
+    assert hdr.summary_ms(hdr.new_histogram()) == {}
+    assert hdr.buckets(hdr.new_histogram()) == []
+
+
+def test_out_of_range_values_are_clamped_not_dropped():
+    h = hdr.new_histogram()
+    hdr.record_us(h, 0)
+    hdr.record_us(h, 10 * hdr.HIGHEST_US)
+    assert h.get_total_count() == 2
+    assert h.get_min_value() == 1
+    assert h.get_max_value() >= hdr.HIGHEST_US * 0.999
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=5_000_000), min_size=1, max_size=400), st.integers(1, 5))
+def test_merge_of_encoded_parts_equals_the_whole(values, parts):
+    whole = hdr.new_histogram()
+    pieces = [hdr.new_histogram() for _ in range(parts)]
+    for i, v in enumerate(values):
+        hdr.record_us(whole, v)
+        hdr.record_us(pieces[i % parts], v)
+    merged = hdr.merge(hdr.encode(p) for p in pieces)
+    assert merged.get_total_count() == len(values)
+    for p in (50, 90, 99, 100):
+        assert merged.get_value_at_percentile(p) == whole.get_value_at_percentile(p)
+
+
+def test_buckets_cover_every_request_in_increasing_bounds():
+    rnd = random.Random(1)
+    h = hdr.new_histogram()
+    for _ in range(5000):
+        hdr.record_us(h, rnd.randint(80, 40_000))
+    b = hdr.buckets(h)
+    assert sum(n for _, n in b) == 5000
+    bounds = [u for u, _ in b]
+    assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
+    assert b[0][1] > 0 and b[-1][1] > 0  # trimmed to the first and last non-empty bucket
+    assert bounds[0] <= 100 and bounds[-1] >= 40_000
+    assert len(b) <= 30  # ten per decade: readable in the report
+
+
+def test_bucket_bounds_ten_per_decade():
+    bounds = hdr.bucket_bounds()
+    assert bounds[:4] == [1, 2, 3, 4] or bounds[0] == 1
+    assert 1000 in bounds and 10_000 in bounds and bounds[-1] >= hdr.HIGHEST_US

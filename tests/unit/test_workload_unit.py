@@ -1,0 +1,226 @@
+"""The load layer without servers: gevent isolation, spec validation, result merging, plan walking, probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_pgready.workload import hdr
+from pytest_pgready.workload.locustfiles import LoadError, builtin, check_locustfile
+from pytest_pgready.workload.runner import LoadSpec, _argv, _check_target, _log_error, merge_results
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------------------------------------ isolation
+
+def test_plugin_and_static_suites_never_import_locust_or_gevent(tmp_path):
+    """gevent must never patch the pytest process: importing the plugin, the runner and collecting every
+    shipped suite (performance and pooling included) leaves locust and gevent unimported."""
+    code = textwrap.dedent(f"""
+        import sys, pytest
+        import pytest_pgready.plugin, pytest_pgready.fixtures
+        import pytest_pgready.workload.runner, pytest_pgready.workload.calibrate, pytest_pgready.workload.fanin
+        import pytest_pgready.workload.poolprobe, pytest_pgready.workload.replag, pytest_pgready.workload.pgbench
+        rc = pytest.main(["--pgready", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "--pgready-report-dir", {str(tmp_path / 'r')!r}, {str(ROOT / 'suites')!r}])
+        bad = sorted(m for m in sys.modules if m.split(".")[0] in ("locust", "gevent"))
+        print("IMPORTED:", bad, "RC:", int(rc))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("IMPORTED:")), out.stdout + out.stderr)
+    assert line.startswith("IMPORTED: [] RC: 0"), line
+    assert "test_perf001_latency_slo" in out.stdout and "test_pool002_many_clients_few_servers" in out.stdout
+
+
+# ------------------------------------------------------------------------------------------------ spec
+
+def _spec(tmp_path: Path, text: str | None = None, **kw) -> LoadSpec:
+    f = tmp_path / "lf.py"
+    f.write_text(text if text is not None else "from locust import task\nclass U:\n    pass\n")
+    return LoadSpec(f, **kw)
+
+
+@pytest.mark.parametrize("kw, needle", [({"users": 0}, "users"), ({"duration_s": 0}, "duration_s"),
+                                        ({"warmup_s": -1}, "warmup_s"), ({"rate": 0.0}, "rate"),
+                                        ({"processes": 0}, "processes"), ({"protocol": "binary"}, "protocol")])
+def test_invalid_spec_is_one_line(tmp_path, kw, needle):
+    with pytest.raises(LoadError) as e:
+        _spec(tmp_path, **kw).validate()
+    assert needle in e.value.line() and "\n" not in e.value.line() and e.value.line().startswith("pgready: load:")
+
+
+def test_locustfile_syntax_error_names_the_line(tmp_path):
+    with pytest.raises(LoadError) as e:
+        _spec(tmp_path, "from locust import task\n\nclass U(:\n    pass\n").validate()
+    line = e.value.line()
+    assert "lf.py line 3: SyntaxError" in line and "\n" not in line
+
+
+def test_missing_locustfile_and_classless_locustfile(tmp_path):
+    with pytest.raises(LoadError, match="does not exist"):
+        check_locustfile(tmp_path / "nope.py")
+    f = tmp_path / "empty.py"
+    f.write_text("x = 1\n")
+    with pytest.raises(LoadError, match="defines no class"):
+        check_locustfile(f)
+
+
+def test_builtin_workloads_ship_and_parse():
+    for name in ("point", "tpcb", "app", "select1"):
+        check_locustfile(builtin(name))
+    with pytest.raises(LoadError, match="unknown built-in workload"):
+        builtin("nope")
+
+
+def test_dsn_never_on_the_command_line(tmp_path):
+    spec = _spec(tmp_path, users=4, processes=2, extra={"dataset": {"accounts": 10}})
+    for role in ("standalone", "master", "worker"):
+        argv = " ".join(_argv(spec, role, 5557))
+        assert "password" not in argv and "postgresql://" not in argv and "host=" not in argv
+    spec_json = json.loads(_argv(spec, "standalone", None)[_argv(spec, "standalone", None).index("--pgready-spec") + 1])
+    assert spec_json["users"] == 4 and spec_json["max_requests_per_process"] == 10_000_000 // 2
+
+
+def test_non_loopback_target_refused_without_permission():
+    with pytest.raises(LoadError, match="only loopback targets"):
+        _check_target("host=10.255.255.1 port=5432 user=x dbname=y password=s3cret", False, 1)
+
+
+def test_unreachable_target_is_one_line_without_password():
+    with pytest.raises(LoadError) as e:
+        _check_target("host=127.0.0.1 port=1 user=x dbname=y password=s3cretpw connect_timeout=2", False, 2)
+    line = e.value.line()
+    assert "cannot reach the load target" in line and "s3cretpw" not in line and "\n" not in line
+
+
+def test_log_error_prefers_our_fatal_line_then_locust_messages():
+    assert _log_error("noise\nPGREADY-FATAL: psycopg uses a blocking wait\nTraceback") == \
+        "psycopg uses a blocking wait"
+    assert "no User class" in _log_error("[2026] ERROR/locust.main: No User class found!")
+    assert _log_error("Traceback (most recent call last):\n  x\nImportError: no module named foo") == \
+        "ImportError: no module named foo"
+
+
+# ------------------------------------------------------------------------------------------------ merging
+
+def _payload(values_us: list[int], window_s: float, err: int = 0, label: str = "q") -> dict:
+    h = hdr.new_histogram()
+    for v in values_us:
+        hdr.record_us(h, v)
+    return {"hist": hdr.encode(h), "ok": len(values_us), "err": err, "ok_total": len(values_us) + 5,
+            "err_total": err, "window_s": window_s, "per_second": [len(values_us) // 2, len(values_us) // 2],
+            "labels": {label: {"hist": hdr.encode(h), "ok": len(values_us), "err": err}},
+            "errors": {"q: DivisionByZero: division by zero": err} if err else {}, "model": "closed"}
+
+
+def test_merge_adds_rates_per_worker_window_and_histograms_exactly(tmp_path):
+    a = _payload([1000] * 300, 3.0)
+    b = _payload([3000] * 100, 2.0, err=4)
+    res = merge_results([a, b], _spec(tmp_path), 7.5)
+    assert res.throughput_rps == pytest.approx(300 / 3 + 100 / 2)
+    assert res.ok == 400 and res.err == 4 and res.error_rate == pytest.approx(4 / 404)
+    assert res.latency_ms["p50"] == 1.0 and res.latency_ms["max"] == pytest.approx(3.0, rel=1e-3)  # HDR precision
+    assert res.per_second == [200, 200]
+    assert res.labels["q"]["ok"] == 400 and res.labels["q"]["err"] == 4
+    assert res.evidence()["error_messages"] == ["4× q: DivisionByZero: division by zero"]
+    assert sum(n for _, n in res.histogram_us()) == 400
+
+
+# ------------------------------------------------------------------------------------------------ PERF003 plans
+
+def test_seq_scans_found_anywhere_in_the_plan():
+    from pytest_pgready.workload.explain import placeholders, seq_scans
+
+    plan = [{"Plan": {"Node Type": "Hash Join", "Plans": [
+        {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "shop", "Parallel Aware": True},
+        {"Node Type": "Hash", "Plans": [{"Node Type": "Index Scan", "Relation Name": "customers",
+                                          "Schema": "shop"}]},
+        {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "shop"}]}}]
+    assert seq_scans(plan) == [("shop", "orders")]
+    assert placeholders("SELECT * FROM t WHERE a = $1 AND b = $12 AND c = '$99'") == 12
+    assert placeholders("SELECT 1") == 0
+
+
+# ------------------------------------------------------------------------------------------------ pooling helpers
+
+def test_expected_fds_and_own_nofile_limit():
+    from pytest_pgready.workload.poolprobe import expected_fds, nofile_limit
+
+    cfg = {"max_client_conn": "2000", "default_pool_size": "20", "reserve_pool_size": "5"}
+    assert expected_fds(cfg, [{"name": "pgbouncer", "pool_size": 2}]) == 2000 + 25 + 10
+    assert expected_fds(cfg, [{"name": "app", "pool_size": 30, "reserve_pool": 5},
+                              {"name": "b", "pool_size": 10, "reserve_pool": 0}]) == 2000 + 45 + 10
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert nofile_limit(os.getpid()) == (None if soft == resource.RLIM_INFINITY else soft)
+    assert nofile_limit(2 ** 22 + 7) is None
+
+
+def test_pool_wait_is_the_worse_of_peak_and_mean():
+    from pytest_pgready.workload.fanin import FanInResult
+
+    r = FanInResult(10, maxwait_ms=3.0, wait_us_total=50_000, xacts=10)
+    assert r.pool_wait_ms == 5.0
+    r = FanInResult(10, maxwait_ms=30.0, wait_us_total=0, xacts=10)
+    assert r.pool_wait_ms == 30.0 and FanInResult(1).mean_wait_ms == 0.0
+
+
+# ------------------------------------------------------------------------------------------------ lag sampler
+
+class _FakeConn:
+    """Feeds LagSampler.sample the rows pg_stat_replication would give (the SQL itself runs in integration)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def execute(self, *_a):
+        return self
+
+    def fetchall(self):
+        return self.rows.pop(0)
+
+
+def test_lag_lower_bound_keeps_growing_when_replay_stalls(monkeypatch):
+    from pytest_pgready.workload import replag
+
+    clock = iter([0.0, 1.0, 2.0, 3.0])
+    monkeypatch.setattr(replag.time, "monotonic", lambda: next(clock))
+    s = replag.LagSampler(lambda: None)
+    conn = _FakeConn([
+        [("0/100", "replica1", "0/100", None, 0.0)],  # caught up
+        [("0/200", "replica1", "0/100", 0.02, 256.0)],  # replay stopped at 0/100
+        [("0/300", "replica1", "0/100", 0.02, 512.0)],  # replay_lag still shows the old 20 ms
+        [("0/300", None, None, None, None)],  # the standby is gone: no point
+    ])
+    for _ in range(4):
+        s.sample(conn)
+    assert [p[1] for p in s.series] == [0.0, 0.02, 1.0]  # at t=2: WAL of t=1 (0/200) not replayed → ≥ 1 s
+    assert s.series[-1][2] == 512 and s.standbys == {"replica1"} and s.wal_bytes == 0x200
+
+
+def test_pgbench_log_percentiles(tmp_path):
+    from pytest_pgready.workload.pgbench import PgbenchResult, _read_logs
+
+    (tmp_path / "lat.123").write_text("0 1 1500 0 1700000000 1\n0 2 2500 0 1700000000 2\n")
+    (tmp_path / "lat.123.1").write_text("1 1 500 0 1700000000 3 10\n")
+    lat = _read_logs(tmp_path)
+    assert sorted(lat) == [500, 1500, 2500]
+    r = PgbenchResult(100.0, 2, 1.0, "prepared", latency_us=lat)
+    assert r.percentile_ms(50) == 1.5 and r.percentile_ms(100) == 2.5
+
+
+def test_missing_optional_dependency_is_na_with_the_fix():
+    from pytest_pgready.cluster.model import Unsupported
+    from pytest_pgready.workload.deps import require
+
+    require("json")  # present: nothing happens
+    with pytest.raises(Unsupported, match=r"pgready_no_such_module \(not installed\): pip install 'pytest-pgready\[load\]'"):
+        require("pgready_no_such_module")
