@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 settings_key = pytest.StashKey[Any]()
+_aborted_key = pytest.StashKey[str]()  # set when the run could not start: no report, just the line
 _target: dict[str, Any] = {}
 
 
@@ -35,7 +36,7 @@ def pgready_settings(pytestconfig: pytest.Config):
 
 
 @pytest.fixture(scope="session")
-def pgready_cluster(pgready_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def pgready_cluster(pgready_settings, pytestconfig: pytest.Config) -> Iterator[Any]:
     """The cluster under test: the embedded one (provisioned once per session) or the external target."""
     from .cluster.providers import open_cluster
     from .errors import PgReadyUsageError
@@ -43,6 +44,7 @@ def pgready_cluster(pgready_settings, tmp_path_factory: pytest.TempPathFactory) 
     try:
         cluster = open_cluster(pgready_settings)
     except PgReadyUsageError as e:  # bad init SQL, unusable binaries: one line, not one error per check
+        pytestconfig.stash[_aborted_key] = e.line()
         pytest.exit(e.line(), returncode=4)
     try:
         _target.clear()

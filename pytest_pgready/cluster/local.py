@@ -303,7 +303,7 @@ class LocalCluster(Cluster):
         r = self.run_tool(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.primary.dsn(dbname=dbname),
                            "-f", str(path)], timeout=900)
         if r.returncode != 0:
-            raise PgReadyUsageError(f"--pgready-init-sql {path.name} failed: {_tail(r.stderr)}",
+            raise PgReadyUsageError(f"--pgready-init-sql {path.name} failed: {_psql_error(r.stderr)}",
                                     "fix the SQL (it runs with psql -v ON_ERROR_STOP=1 on a fresh database)")
 
     def add_replica(self, name: str, *, via_proxy: bool = True) -> LocalNode:
@@ -411,6 +411,15 @@ class LocalCluster(Cluster):
             atexit.unregister(self.close)
         except Exception:
             pass
+
+
+def _psql_error(stderr: str) -> str:
+    """psql ends with a caret line; the useful part is 'file:line: ERROR: …'."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if "ERROR:" in ln or "FATAL:" in ln:
+            return ln[:300]
+    return _tail(stderr)
 
 
 def _alive(pid: int) -> bool:
