@@ -26,8 +26,8 @@ class Endpoint:
     host: str
     port: int
     user: str
-    password: str | None
-    dbname: str
+    password: str | None = field(repr=False)
+    dbname: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # extra conninfo (sslmode, options …)
 
     def conninfo(self, dbname: str | None = None, user: str | None = None, **extra: Any) -> str:

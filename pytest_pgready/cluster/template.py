@@ -13,7 +13,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PgReadyUsageError
@@ -31,7 +31,7 @@ INCLUDES = ("pgready.base.conf", "pgready.user.conf", "pgready.node.conf")
 @dataclass(frozen=True)
 class Template:
     datadir: Path
-    password: str
+    password: str = field(repr=False)
     ssl: bool
 
 
