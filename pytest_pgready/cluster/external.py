@@ -39,6 +39,8 @@ class ExternalCluster(Cluster):
         pooler = Pooler(endpoint_from_dsn(settings.pgbouncer_dsn, "--pgready-pgbouncer-dsn")) \
             if settings.pgbouncer_dsn else None
         super().__init__(primary, replicas, pooler)
+        for node in [primary, *replicas]:
+            node.circuit_breaker = True
         self.read_only = ro
         self.toxiproxy_missing = "external target: pgready runs no Toxiproxy in front of it"
         self.config_source = "the target's running configuration"

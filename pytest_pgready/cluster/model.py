@@ -7,8 +7,10 @@ checks turn that into `na`.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,41 @@ if TYPE_CHECKING:
 
 class Unsupported(Exception):
     """This provider cannot do that (e.g. kill an external primary); the check becomes `na`."""
+
+
+class TargetDown(Exception):
+    """The target stopped answering earlier in this run; later checks error at once instead of waiting."""
+
+
+# Every connection pgready opens, so a watchdog can break the ones a frozen server leaves hanging:
+# a SIGSTOPped server still ACKs TCP, so keepalives never fire and a query would wait forever.
+_open_connections: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def track(conn: Any) -> Any:
+    _open_connections.add(conn)
+    return conn
+
+
+def abort_open_connections() -> int:
+    """Shut down the sockets of every open pgready connection; blocked calls then fail at once."""
+    import socket
+
+    n = 0
+    for conn in list(_open_connections):
+        try:
+            if conn.closed:
+                continue
+            fd = conn.pgconn.socket
+            sock = socket.socket(fileno=os.dup(fd))
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.close()
+            n += 1
+        except Exception:  # already gone: nothing to break
+            continue
+    return n
 
 
 @dataclass
@@ -54,6 +91,9 @@ class Node:
         self.statement_timeout_ms = statement_timeout_ms
         self.lock_timeout_ms = lock_timeout_ms
         self.connect_timeout = connect_timeout
+        self.circuit_breaker = False  # external targets: after a connect timeout, stop waiting on every check
+        self.down_since: str | None = None
+        self.down_reason = ""
 
     def __repr__(self) -> str:
         return f"<Node {self.name} {self.role} {self.endpoint.host}:{self.endpoint.port}>"
@@ -91,7 +131,18 @@ class Node:
         if opts:
             params["options"] = opts
         params.update(extra)
-        return psycopg.connect(self.endpoint.conninfo(dbname=dbname, user=user, **params), autocommit=autocommit)
+        if self.down_since is not None:
+            raise TargetDown(f"{self.name} stopped answering at {self.down_since} ({self.down_reason}); not retried")
+        try:
+            conn = psycopg.connect(self.endpoint.conninfo(dbname=dbname, user=user, **params), autocommit=autocommit)
+        except psycopg.OperationalError as e:
+            if self.circuit_breaker and "timeout" in str(e).lower():
+                import datetime as _dt
+
+                self.down_since = _dt.datetime.now().strftime("%H:%M:%S")
+                self.down_reason = "connection timed out"
+            raise
+        return track(conn)
 
     # --- process control: providers that can, override these -----------------------------------------
     @property
@@ -159,7 +210,7 @@ class Pooler:
         import psycopg
 
         extra.setdefault("connect_timeout", 10)
-        return psycopg.connect(self.endpoint.conninfo(dbname=dbname, **extra), autocommit=autocommit)
+        return track(psycopg.connect(self.endpoint.conninfo(dbname=dbname, **extra), autocommit=autocommit))
 
     def admin(self) -> "psycopg.Connection":
         """The pgbouncer admin console (SHOW POOLS, SHOW CONFIG …): simple protocol only."""
