@@ -89,6 +89,10 @@ def pytest_configure(config: pytest.Config) -> None:
     state = RunState(settings)
     config.stash[state_key] = state
     config.pluginmanager.register(state, "pgready-state")
+    if config.pluginmanager.hasplugin("html"):  # pytest-html: score banner + evidence per row
+        from .report import pytest_html as _pgready_html
+
+        config.pluginmanager.register(_pgready_html, "pgready-html")
     # `pytest --pgready` with no paths: the shipped suites plus the user's own checks.
     from _pytest.config import Config as _C
 
@@ -135,7 +139,8 @@ class RunState:
         suites = set(self.settings.suite)
         for item in items:
             spec = check_spec(item)
-            if spec is not None and spec.category in suites:
+            # a marker may name the suite that runs it (REP002 under load runs with the performance suite)
+            if spec is not None and (_marker_suite(item) or spec.category) in suites:
                 keep.append(item)
                 self.selected[spec.id] = spec
             elif spec is None and not _in_shipped(item):
@@ -160,6 +165,10 @@ class RunState:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(session.config, "workerinput"):
             return  # xdist worker: the controller writes the reports
+        from .fixtures import _aborted_key
+
+        if session.config.stash.get(_aborted_key, None):
+            return  # the run could not start (bad input): the one-line error says it all
         from .results import CheckResult
         from .aggregate import merge_results
 
@@ -176,6 +185,9 @@ class RunState:
             from .report import build_report, write_reports
 
             self.report = build_report(results, self.target, self.settings, started=self.started)
+            from .report.junit import add_junit_properties
+
+            add_junit_properties(session.config, self.report)
             self.paths = write_reports(self.report, Path(self.settings.report_dir))
         except PgReadyUsageError as e:
             session.config.pluginmanager.get_plugin("terminalreporter").write_line(e.line(), red=True)
@@ -192,6 +204,11 @@ class RunState:
         terminalreporter.section("pgready")
         for line, markup in summary_lines(self.report, getattr(self, "paths", {})):
             terminalreporter.write_line(line, **markup)
+
+
+def _marker_suite(item: pytest.Item) -> str | None:
+    m = item.get_closest_marker("pgready")
+    return m.kwargs.get("suite") if m is not None else None
 
 
 def _in_shipped(item: pytest.Item) -> bool:
@@ -221,6 +238,37 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if spec.kind in ("D", "L") and settings.read_only_target:
         raise CheckNA("destructive drill against an external target: pass --pgready-allow-destructive, "
                       "or run it on the embedded cluster (omit --pgready-dsn)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A watchdog per check: past its time limit, break pgready's connections so a call blocked on a
+    server that stopped answering fails (status error) and the run goes on to write its report."""
+    spec = check_spec(item)
+    if spec is None or not item.config.getoption("pgready", default=False):
+        return (yield)
+    import threading
+
+    from .cluster.model import abort_open_connections
+    from .fixtures import settings_key
+
+    settings = item.config.stash[settings_key]
+    limit = settings.check_timeout_s if spec.kind in ("S",) else settings.drill_timeout_s
+
+    def fire() -> None:
+        item.stash[_timed_out_key] = limit
+        abort_open_connections()
+
+    timer = threading.Timer(limit, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        return (yield)
+    finally:
+        timer.cancel()
+
+
+_timed_out_key = pytest.StashKey[float]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -254,6 +302,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             else:
                 where = "setup" if call.when == "setup" else "teardown" if call.when == "teardown" else "check"
                 status = ("error", f"{where} error: {exc.__class__.__name__}: {_first_line(str(exc))}")
+                limit = item.stash.get(_timed_out_key, None)
+                if limit is not None:
+                    status = ("error", f"no answer within {limit:g}s: the check was stopped "
+                                       f"(target unresponsive?) — {exc.__class__.__name__}: {_first_line(str(exc))}")
         item.stash[_status_key] = status
     elif call.when == "call" and status is None:
         item.stash[_status_key] = status = ("pass", record.summary_text or "holds")
