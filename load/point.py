@@ -1,7 +1,8 @@
 """Read-only point lookups by primary key on a pgbench-like accounts table (schema pgready_load).
 
 The plugin creates and drops the table around the run (workload = "point"); the key range comes in the
-run spec (spec["dataset"]["accounts"]).
+run spec (spec["dataset"]["accounts"]). The same query as pgbench's `SELECT val … WHERE aid = :aid`
+(benchmarks/bench_load.py runs both).
 """
 
 import random
@@ -14,7 +15,10 @@ POINT = "SELECT val FROM pgready_load.accounts WHERE aid = %s"
 
 
 class PointUser(PgUser):
+    def on_start(self) -> None:
+        self.accounts = int(self.spec["dataset"]["accounts"])
+        super().on_start()
+
     @task
     def point(self) -> None:
-        n = int(self.spec["dataset"]["accounts"])
-        self.sql("point", POINT, (random.randint(1, n),))
+        self.sql("point", POINT, (random.randint(1, self.accounts),))

@@ -93,6 +93,7 @@ class LoadResult:
     ok_total: int
     err_total: int
     wall_s: float
+    window_epoch: tuple[float, float] | None = None  # the steady window in epoch seconds (first start, last end)
 
     @property
     def error_rate(self) -> float:
@@ -151,6 +152,8 @@ def _argv(spec: LoadSpec, role: str, port: int | None) -> list[str]:
                  "--expect-workers-max-wait", str(int(spec.startup_timeout))]
     elif spec.processes > 1:
         argv += ["--processes", str(spec.processes)]
+        if port is not None:  # Locust's defaults (*:5557) would let two runs on one host take each other's workers
+            argv += ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "--master-port", str(port)]
     return argv + list(spec.user_classes)
 
 
@@ -241,6 +244,10 @@ def run_load(spec: LoadSpec, dsn: str, *, allow_remote: bool = False,
                 port = spec.master_port or free_port()
                 roles = ["master"] + ["worker"] * spec.workers
             else:
+                if spec.processes > 1:  # --processes: a master and forked workers talking over a port of ours
+                    from ..cluster.sandbox import free_port
+
+                    port = free_port()
                 roles = ["standalone"]
             for i, role in enumerate(roles):
                 log = open(run_dir / f"locust-{i}.log", "wb")
@@ -317,9 +324,11 @@ def merge_results(results: list[dict[str, Any]], spec: LoadSpec, wall_s: float) 
     for r in results:
         for m, c in r.get("errors", {}).items():
             errors[m] = errors.get(m, 0) + c
+    starts = [r["t0_epoch"] + spec.warmup_s for r in results if "t0_epoch" in r]
+    ends = [r["t0_epoch"] + spec.warmup_s + r.get("window_s", 0.0) for r in results if "t0_epoch" in r]
     return LoadResult(model=results[0].get("model", "closed"), users=spec.users, rate=spec.rate,
                       workers=len(results), ok=sum(r["ok"] for r in results), err=sum(r["err"] for r in results),
                       window_s=max(r.get("window_s", 0.0) for r in results), throughput_rps=round(rps, 2),
                       hist=hist, labels=label_out, per_second=per_second, errors=errors,
                       ok_total=sum(r["ok_total"] for r in results), err_total=sum(r["err_total"] for r in results),
-                      wall_s=round(wall_s, 2))
+                      wall_s=round(wall_s, 2), window_epoch=(min(starts), max(ends)) if starts else None)

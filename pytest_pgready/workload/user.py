@@ -8,15 +8,22 @@ refuses to run otherwise, because a blocking wait would serialise every user of 
 Results leave the worker as one Locust message ("pgready_result") at test stop; the master (or the
 single local process) writes them to the run directory the plugin reads back. The same path works
 for workers on other hosts (docs/load.md).
+
+The per-request path is kept short (docs/load.md, "How far the harness goes"): psycopg waits on one
+libev watcher instead of gevent's poll() emulation, plain statements skip the cursor machinery
+(`_Statements`), successes reach Locust's statistics in one batch per label and second, and the
+HdrHistogram record is inlined. Every request is still timed and recorded one by one.
 """
 
 from __future__ import annotations
 
 import locust  # noqa: F401  (first: gevent monkey-patching happens here)
 
+import inspect
 import json
 import os
 import random
+import re
 import socket
 import sys
 import time
@@ -25,11 +32,24 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import gevent
+from gevent.hub import Waiter, get_hub
 from locust import User, events
 from locust.exception import RescheduleTask, StopUser
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+import locust.stats as locust_stats
+from locust.stats import StatsEntry
 
 import psycopg
+import psycopg.waiting
+from psycopg import pq
+from psycopg.rows import tuple_row
+
+try:  # the fast path of PgUser.sql() (see _Statements); without these it is simply not used
+    from psycopg._queries import PostgresClientQuery, PostgresQuery
+    from psycopg.adapt import Transformer
+    from psycopg.generators import execute as _execute_gen
+except ImportError:  # pragma: no cover - a psycopg that moved its internals
+    PostgresQuery = PostgresClientQuery = Transformer = _execute_gen = None  # type: ignore[assignment,misc]
 
 from . import hdr
 
@@ -56,6 +76,43 @@ def _check_gevent_wait() -> None:
     if ver < (3, 1, 14) or (wait_c is not None and waiting.wait is wait_c):
         _fatal(f"psycopg {psycopg.__version__} uses a blocking wait function under gevent "
                f"({getattr(waiting.wait, '__name__', waiting.wait)}): install psycopg>=3.1.14")
+
+
+# ------------------------------------------------------------------------------------------------ waiting
+# Under gevent psycopg waits with `wait_poll`: gevent's emulation of select.poll() builds a poll object,
+# a watcher per fd and a result list on every wait (~25 µs of CPU a query, a fifth of the harness's cost).
+# `_gevent_wait` waits on one libev io watcher instead: the same cooperative wait, a few µs. It does not
+# wake up every `interval` (psycopg does that to notice Ctrl-C and a socket closed by another thread;
+# under gevent signals are the hub's business and a PgUser's connection belongs to one greenlet). A
+# call with a real deadline (psycopg >= 3.3 `timeout=`) goes to psycopg's own function.
+_psycopg_wait = psycopg.waiting.wait
+_HAS_DEADLINE = "interval" in inspect.signature(_psycopg_wait).parameters  # psycopg < 3.2: timeout = interval
+
+
+def _gevent_wait(gen: Any, fileno: int, *args: Any, **kwargs: Any) -> Any:
+    if _HAS_DEADLINE and (kwargs.get("timeout") is not None or (len(args) > 1 and args[1] is not None)):
+        return _psycopg_wait(gen, fileno, *args, **kwargs)
+    hub = get_hub()
+    new_io = hub.loop.io
+    try:
+        s = next(gen)
+        while True:
+            watcher = new_io(fileno, s)  # psycopg's Wait.R/W/RW are libev's READ/WRITE bits
+            waiter = Waiter(hub)
+            watcher.start(waiter.switch, pass_events=True)
+            try:
+                events_ = waiter.get()
+            finally:
+                watcher.close()
+            s = gen.send(events_ & 3 or s)  # an error event: let libpq find out by reading
+    except StopIteration as ex:
+        return ex.value
+
+
+def _install_gevent_wait() -> None:
+    """Use `_gevent_wait` for every psycopg connection of this process, unless PSYCOPG_WAIT_FUNC chose one."""
+    if "PSYCOPG_WAIT_FUNC" not in os.environ and psycopg.waiting.wait is _psycopg_wait:
+        psycopg.waiting.wait = _gevent_wait
 
 
 # ------------------------------------------------------------------------------------------------ spec / DSN
@@ -89,60 +146,141 @@ def _read_dsn() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ recording
-class _Recorder:
-    """Everything one process measured. Steady window = [test start + warm-up, stop]."""
+class _Label:
+    """One query label: its HdrHistogram and counts (steady window), and what Locust has yet to be told."""
+
+    __slots__ = ("hist", "ok", "err", "n", "sum_ms", "min_ms", "max_ms", "buckets")
 
     def __init__(self) -> None:
+        self.hist = hdr.new_histogram()
+        self.ok = self.err = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self.n = 0
+        self.sum_ms = 0.0
+        self.min_ms = float("inf")
+        self.max_ms = 0.0
+        self.buckets: dict[int, int] = {}
+
+
+class _Recorder:
+    """Everything one process measured. Steady window = [test start + warm-up, stop].
+
+    Every request is recorded here (HdrHistogram per label, counts, errors). Successes reach Locust's
+    statistics once per second, aggregated per label (StatsEntry.extend, as a master merges its workers'
+    reports): the per-request `request` event with its stats bookkeeping cost as much CPU as the
+    query itself. Failures still fire the `request` event one by one, so Locust logs each with its error.
+    """
+
+    def __init__(self) -> None:
+        self.stats: Any = None
         self.reset({})
 
-    def reset(self, spec: dict[str, Any]) -> None:
+    def reset(self, spec: dict[str, Any], stats: Any = None) -> None:
         self.spec = spec
+        self.stats = stats
         self.t0_epoch = time.time()
         self.t0 = time.perf_counter()
         self.window_start = self.t0 + float(spec.get("warmup_s", 0))
         self.window_end: float | None = None
-        self.labels: dict[str, dict[str, Any]] = {}
+        self.labels: dict[str, _Label] = {}
         self.ok = self.err = self.ok_total = self.err_total = 0
         self.per_second: dict[int, int] = {}
+        self.sec = 0  # the current second since t0 and its successes so far
+        self.sec_ok = 0
         self.errors: dict[str, int] = {}
         self.limit = int(spec.get("max_requests_per_process", 10_000_000))
         self.users_total = int(spec.get("users", 1))
         self.rate = spec.get("rate")
 
-    def record(self, label: str, start: float, end: float, exc: BaseException | None) -> None:
-        sec = int(end - self.t0)
-        steady = start >= self.window_start and (self.window_end is None or end <= self.window_end)
-        if exc is None:
-            self.ok_total += 1
-            self.per_second[sec] = self.per_second.get(sec, 0) + 1
-        else:
-            self.err_total += 1
-            msg = " ".join(str(exc).split())[:160] or exc.__class__.__name__
-            key = f"{label}: {exc.__class__.__name__}: {msg}"
-            if key in self.errors or len(self.errors) < 20:
-                self.errors[key] = self.errors.get(key, 0) + 1
-        if not steady:
-            return
+    def _label(self, label: str) -> _Label:
         lab = self.labels.get(label)
         if lab is None:
-            lab = self.labels[label] = {"hist": hdr.new_histogram(), "ok": 0, "err": 0}
-        if exc is None:
-            hdr.record_us(lab["hist"], (end - start) * 1e6)  # the total is the merge of the labels
+            lab = self.labels[label] = _Label()
+        return lab
+
+    def success(self, label: str, start: float, end: float) -> None:
+        sec = int(end - self.t0)
+        if sec != self.sec:
+            self._next_second(sec)
+        self.sec_ok += 1
+        self.ok_total += 1
+        lab = self.labels.get(label) or self._label(label)
+        ms = (end - start) * 1000.0
+        lab.n += 1
+        lab.sum_ms += ms
+        if ms > lab.max_ms:
+            lab.max_ms = ms
+        if ms < lab.min_ms:
+            lab.min_ms = ms
+        b = locust_stats.bucket_response_time(ms)  # Locust's percentiles keep its own rounding (replaceable)
+        buckets = lab.buckets
+        buckets[b] = buckets.get(b, 0) + 1
+        if start >= self.window_start and (self.window_end is None or end <= self.window_end):
+            hdr.record_us(lab.hist, ms * 1000.0)  # the total is the merge of the labels
+            lab.ok += 1
             self.ok += 1
-            lab["ok"] += 1
-        else:
+
+    def failure(self, label: str, start: float, end: float, exc: BaseException) -> None:
+        self.err_total += 1
+        msg = " ".join(str(exc).split())[:160] or exc.__class__.__name__
+        key = f"{label}: {exc.__class__.__name__}: {msg}"
+        if key in self.errors or len(self.errors) < 20:
+            self.errors[key] = self.errors.get(key, 0) + 1
+        if start >= self.window_start and (self.window_end is None or end <= self.window_end):
+            self._label(label).err += 1
             self.err += 1
-            lab["err"] += 1
+
+    def record(self, label: str, start: float, end: float, exc: BaseException | None) -> None:
+        if exc is None:
+            self.success(label, start, end)
+        else:
+            self.failure(label, start, end, exc)
+
+    def _next_second(self, sec: int) -> None:
+        if self.sec_ok:
+            self.per_second[self.sec] = self.per_second.get(self.sec, 0) + self.sec_ok
+        self.flush_stats()
+        self.sec, self.sec_ok = sec, 0
+
+    def flush_stats(self) -> None:
+        """Hand Locust the successes since the last flush, per label, as one StatsEntry each."""
+        stats = self.stats
+        now = time.time()
+        second = int(self.t0_epoch + self.sec + 0.5)
+        for name, lab in self.labels.items():
+            if not lab.n:
+                continue
+            if stats is not None:
+                part = StatsEntry(stats, name, "sql")
+                part.num_requests = lab.n
+                part.total_response_time = lab.sum_ms
+                part.min_response_time = lab.min_ms
+                part.max_response_time = lab.max_ms
+                part.response_times.update(lab.buckets)
+                part.num_reqs_per_sec[second] = lab.n
+                part.last_request_timestamp = now
+                stats.get(name, "sql").extend(part)
+                stats.total.extend(part)
+            lab._clear()
+
+    def finish(self) -> None:
+        """At the stop: the last second's counts and the last batch for Locust."""
+        self._next_second(self.sec)
 
     def payload(self) -> dict[str, Any]:
         end = self.window_end or time.perf_counter()
+        if self.sec_ok:
+            self.per_second[self.sec] = self.per_second.get(self.sec, 0) + self.sec_ok
+            self.sec_ok = 0
         n = max(self.per_second) + 1 if self.per_second else 0
+        steady = {k: v for k, v in self.labels.items() if v.ok or v.err}
         return {"host": socket.gethostname(), "pid": os.getpid(), "t0_epoch": self.t0_epoch,
                 "window_s": max(0.0, end - self.window_start), "ok": self.ok, "err": self.err,
                 "ok_total": self.ok_total, "err_total": self.err_total,
-                "hist": hdr.encode(hdr.merge_histograms(v["hist"] for v in self.labels.values())),
-                "labels": {k: {"hist": hdr.encode(v["hist"]), "ok": v["ok"], "err": v["err"]}
-                           for k, v in self.labels.items()},
+                "hist": hdr.encode(hdr.merge_histograms(v.hist for v in steady.values())),
+                "labels": {k: {"hist": hdr.encode(v.hist), "ok": v.ok, "err": v.err} for k, v in steady.items()},
                 "per_second": [self.per_second.get(i, 0) for i in range(n)], "errors": self.errors,
                 "model": "open" if self.rate else "closed"}
 
@@ -154,6 +292,7 @@ _state: dict[str, Any] = {"results": 0, "finished": False}
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
     _check_gevent_wait()
+    _install_gevent_wait()
     runner = environment.runner
     if isinstance(runner, (MasterRunner, LocalRunner)):
         runner.register_message(RESULT_MSG, _write_result)
@@ -162,7 +301,7 @@ def _on_init(environment: Any, **_: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_: Any) -> None:
     spec = _spec(environment)
-    _rec.reset(spec)
+    _rec.reset(spec, environment.stats)
     runner = environment.runner
     if isinstance(runner, (MasterRunner, LocalRunner)):
         gevent.spawn(_progress_loop, environment)
@@ -181,6 +320,7 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
     if isinstance(runner, (WorkerRunner, LocalRunner)):
         if _rec.window_end is None:
             _rec.window_end = time.perf_counter()
+        _rec.finish()
         runner.send_message(RESULT_MSG, _rec.payload())
 
 
@@ -222,14 +362,181 @@ def _finish(environment: Any) -> None:
     runner.quit()
 
 
+# ------------------------------------------------------------------------------------------------ fast path
+_TUPLES_OK = pq.ExecStatus.TUPLES_OK
+_COMMAND_OK = pq.ExecStatus.COMMAND_OK
+_EMPTY_QUERY = pq.ExecStatus.EMPTY_QUERY
+_FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+_IDLE = pq.TransactionStatus.IDLE
+_MAX_STATEMENTS = 100  # like psycopg's prepared_max: beyond it, new statements go through a cursor
+_CLEARS_STATEMENTS = re.compile(rb"^(?:DISCARD ALL|DEALLOCATE ALL)\b").match
+
+
+class _Statements:
+    """`PgUser.sql()` on one connection without psycopg's cursor machinery, for the plain case only.
+
+    A cursor's execute() re-does per call what a load generator can do once per statement: a fresh
+    Transformer per new query object, the prepare manager's bookkeeping, result and description objects
+    (~30 µs of CPU a query, as much as libpq and the kernel together). Here each statement is converted
+    once (psycopg's own PostgresQuery, so `%s`/`%(name)s` and the adapters behave the same), its
+    parameters dumped by psycopg's Transformer, sent with the libpq call of the protocol and answered
+    through psycopg's `execute` generator; rows come from the same Transformer. The protocol on the wire
+    is pgbench's `-M`: prepared = Parse once per statement, then Bind/Describe/Execute/Sync; extended =
+    Parse/Bind/Describe/Execute/Sync with the unnamed statement every time; simple = one Query message
+    with the parameters merged client-side (psycopg's ClientCursor quoting).
+
+    Used only in autocommit, outside a transaction or pipeline, with tuple rows and a `str` query;
+    anything else goes through a psycopg cursor, and so do new statements past `_MAX_STATEMENTS`. A
+    PgUser's connection belongs to its greenlet, so the connection lock a cursor takes is not taken here.
+    """
+
+    def __init__(self, conn: psycopg.Connection, protocol: str) -> None:
+        self.conn = conn
+        self.pgconn = conn.pgconn
+        self.protocol = protocol
+        self.queries: dict[str, Any] = {}  # statement (with parameters) -> psycopg's converted query
+        self.plain: dict[str, Any] = {}  # the same for statements run without parameters
+        self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self.seq = 0
+        self.hub = get_hub()
+        self.watcher: Any = None  # one libev io watcher for the connection's socket, reused for every wait
+        self.fd = -1
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None
+
+    def wait(self, gen: Any) -> Any:
+        """`_gevent_wait` on this connection's own watcher (gevent checks the fd with fcntl() for every new
+        watcher: one system call per query saved)."""
+        fd = self.pgconn.socket
+        w = self.watcher
+        if w is None or fd != self.fd:
+            if w is not None:
+                w.close()
+            w = self.watcher = self.hub.loop.io(fd, 1)
+            self.fd = fd
+        hub = self.hub
+        try:
+            s = next(gen)
+            while True:
+                if w.events & 3 != s:
+                    w.events = s
+                waiter = Waiter(hub)
+                w.start(waiter.switch, pass_events=True)
+                try:
+                    ev = waiter.get()
+                finally:
+                    w.stop()
+                s = gen.send(ev & 3 or s)
+        except StopIteration as ex:
+            return ex.value
+
+    def usable(self, query: Any) -> bool:
+        conn = self.conn
+        return (type(query) is str and conn.autocommit and conn.row_factory is tuple_row
+                and self.pgconn.transaction_status == _IDLE and self.pgconn.pipeline_status == 0)
+
+    def run(self, query: str, params: Any) -> tuple[Any, list[Any]] | None:
+        """Send the statement and wait for its results: (statement, results), or None for "use a cursor"
+        (then nothing was sent). The caller stops its clock here and decodes the rows afterwards."""
+        queries = self.queries if params is not None else self.plain
+        pgq = queries.get(query)
+        if pgq is None:
+            if len(queries) >= 4 * _MAX_STATEMENTS:
+                return None
+            pgq = (PostgresClientQuery if self.protocol == "simple" else PostgresQuery)(Transformer(self.conn))
+            pgq.convert(query, params)
+            queries[query] = pgq
+        elif params is not None:
+            pgq.dump(params)
+        pgconn = self.pgconn
+        protocol = self.protocol
+        if protocol == "prepared":
+            skey = (pgq.query, pgq.types)
+            name = self.names.get(skey)
+            if name is None:
+                if len(self.names) >= _MAX_STATEMENTS:
+                    return None
+                name = self._prepare(pgq, skey)
+            pgconn.send_query_prepared(name, pgq.params, param_formats=pgq.formats)
+            results = self.wait(_execute_gen(pgconn))
+            if results and results[0].status == _FATAL_ERROR and (why := self._stale(results[0])):
+                # nothing ran: prepare the statement again, once, and run it
+                if why == "changed":
+                    self._deallocate(name)
+                del self.names[skey]
+                name = self._prepare(pgq, skey)
+                pgconn.send_query_prepared(name, pgq.params, param_formats=pgq.formats)
+                results = self.wait(_execute_gen(pgconn))
+        elif protocol == "extended":
+            pgconn.send_query_params(pgq.query, pgq.params, param_formats=pgq.formats, param_types=pgq.types)
+            results = self.wait(_execute_gen(pgconn))
+        else:
+            pgconn.send_query(pgq.query)
+            results = self.wait(_execute_gen(pgconn))
+        return pgq, results
+
+    def rows(self, got: tuple[Any, list[Any]], fetch: bool) -> list[Any] | None:
+        """Check the results like a cursor would (raising the same errors) and decode the first result's rows."""
+        pgq, results = got
+        if not results:
+            raise psycopg.InternalError("got no result from the query")
+        rows = None
+        for i, res in enumerate(results):
+            status = res.status
+            if status == _TUPLES_OK:
+                if i == 0 and fetch:
+                    tx = pgq._tx
+                    tx.set_pgresult(res)
+                    rows = tx.load_rows(0, res.ntuples, tuple)
+            elif status == _COMMAND_OK:
+                if self.names and (cmd := res.command_status) and _CLEARS_STATEMENTS(cmd):
+                    self.names.clear()
+            elif status == _FATAL_ERROR:
+                raise psycopg.errors.error_from_result(res, encoding=self.conn.info.encoding)
+            elif status != _EMPTY_QUERY:
+                raise psycopg.ProgrammingError(f"unexpected result status {pq.ExecStatus(status).name} "
+                                               "(COPY needs a psycopg cursor: use self.conn)")
+        return rows
+
+    def _prepare(self, pgq: Any, skey: tuple[bytes, tuple[int, ...]]) -> bytes:
+        self.seq += 1
+        name = b"_pgready_%d" % self.seq
+        self.pgconn.send_prepare(name, pgq.query, param_types=pgq.types)
+        for res in self.wait(_execute_gen(self.pgconn)):
+            if res.status == _FATAL_ERROR:
+                raise psycopg.errors.error_from_result(res, encoding=self.conn.info.encoding)
+        self.names[skey] = name
+        return name
+
+    def _deallocate(self, name: bytes) -> None:
+        self.pgconn.send_query(b"DEALLOCATE " + name)
+        self.wait(_execute_gen(self.pgconn))  # an error here only means it is gone already
+
+    @staticmethod
+    def _stale(res: Any) -> str | None:
+        """"gone": our statement was deallocated behind our back (DEALLOCATE/DISCARD ALL run through a
+        cursor); "changed": DDL changed its result type ("cached plan must not change result type").
+        PostgreSQL re-plans a prepared statement after any other DDL by itself."""
+        code = res.error_field(pq.DiagnosticField.SQLSTATE)
+        if code == b"26000":
+            return "gone"
+        msg = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b""
+        return "changed" if code == b"0A000" and msg.startswith(b"cached plan must not change") else None
+
+
 # ------------------------------------------------------------------------------------------------ the user
 class PgUser(User):
     """One simulated client: one connection, statements timed as Locust requests of type "sql".
 
     Subclass it, write @task methods that call `self.sql(label, query, params)` (one timed request) or
     `with self.transaction(label) as cur: …` (several statements timed as one request). Closed model by
-    default; with a rate in the spec (settings.load_rate) every user follows a fixed schedule and each
-    latency is counted from the scheduled start (coordinated omission corrected).
+    default; with a rate in the spec (settings.load_rate) every user follows a fixed schedule and a
+    request that could not start on time is counted from its scheduled start (coordinated omission
+    corrected). A request is timed from the moment it is handed to the driver until its answer is in;
+    decoding the rows into Python objects comes after the clock stops.
     """
 
     abstract = True
@@ -243,9 +550,14 @@ class PgUser(User):
         self._next: float | None = None
         self._sched: float | None = None  # scheduled start of the current task (open model)
         self._cur: psycopg.Cursor | None = None
+        self._stmts: _Statements | None = None
+        self._answered = False  # a request of the current task got its answer (see _between_tasks)
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def on_start(self) -> None:
+        ts = getattr(self, "_taskset_instance", None)  # Locust's DefaultTaskSet, created just before on_start
+        if ts is not None and "_sleep" not in vars(ts):
+            ts._sleep = self._between_tasks
         rate = self.spec.get("rate")
         if rate:
             self._interval = float(self.spec.get("users", 1)) / float(rate)
@@ -255,12 +567,25 @@ class PgUser(User):
 
     def on_stop(self) -> None:
         self._cur = None
+        if self._stmts is not None:
+            self._stmts.close()
+            self._stmts = None
         if self.conn is not None:
             try:
                 self.conn.close()
             except Exception:
                 pass
             self.conn = None
+
+    def _between_tasks(self, seconds: float) -> None:
+        """Locust sleeps 0 s between two tasks so the other greenlets get to run; a task whose query was
+        answered has just let them run while it waited, so that extra round trip through the hub is skipped.
+        A task that sent nothing (or failed) still yields, and any real wait (open model) is slept."""
+        if seconds <= 0 and self._answered:
+            self._answered = False
+            return
+        self._answered = False
+        gevent.sleep(seconds)
 
     def wait_time(self) -> float:  # type: ignore[override]
         """Open model: sleep until the next scheduled arrival. A user already behind schedule (its previous
@@ -289,6 +614,9 @@ class PgUser(User):
         try:
             self.conn = psycopg.connect(_read_dsn(), **kw)
             self._cur = None
+            if self._stmts is not None:
+                self._stmts.close()
+            self._stmts = _Statements(self.conn, protocol) if PostgresQuery is not None else None
             return True
         except psycopg.Error as e:
             self.conn = None
@@ -305,30 +633,43 @@ class PgUser(User):
         return now
 
     def _report(self, label: str, start: float, end: float, exc: BaseException | None) -> None:
-        _rec.record(label, start, end, exc)
-        self.environment.events.request.fire(request_type="sql", name=label, response_time=(end - start) * 1000.0,
-                                             response_length=0, exception=exc, context={})
+        if exc is None:
+            _rec.success(label, start, end)
+            self._answered = True
+        else:
+            _rec.failure(label, start, end, exc)
+            self.environment.events.request.fire(request_type="sql", name=label,
+                                                 response_time=(end - start) * 1000.0, response_length=0,
+                                                 exception=exc, context={})
         if _rec.ok_total + _rec.err_total >= _rec.limit:
             raise StopUser()
 
     def sql(self, label: str, query: Any, params: Any = None, *, fetch: bool = True) -> list[Any] | None:
         """Run one statement as one timed request. A failure is reported under the same name and ends the
         task (RescheduleTask), like an application that gives up on an error."""
-        if self.conn is None or self.conn.closed:
+        conn = self.conn
+        if conn is None or conn.closed:
             if not self._connect():
                 raise RescheduleTask()
-        cur = self._cur
-        if cur is None or cur.closed:
-            cur = self._cur = self.conn.cursor()  # type: ignore[union-attr]  (one cursor per user: cheaper)
+        stmts = self._stmts
         start = self._started()
         try:
-            cur.execute(query, params)
-            rows = cur.fetchall() if fetch and cur.description is not None else None
+            if stmts is not None and stmts.usable(query) and (got := stmts.run(query, params)) is not None:
+                end = time.perf_counter()  # answered: decoding the rows is the application's time
+                rows = stmts.rows(got, fetch)
+            else:
+                cur = self._cur
+                if cur is None or cur.closed:
+                    cur = self._cur = self.conn.cursor()  # type: ignore[union-attr]  (one cursor per user)
+                cur.execute(query, params)
+                end = time.perf_counter()
+                res = cur.pgresult
+                rows = cur.fetchall() if fetch and res is not None and res.status == _TUPLES_OK else None
         except psycopg.Error as e:
             self._report(label, start, time.perf_counter(), e)
             self._recover()
             raise RescheduleTask() from None
-        self._report(label, start, time.perf_counter(), None)
+        self._report(label, start, end, None)
         return rows
 
     @contextmanager

@@ -177,6 +177,98 @@ def test_request_count_bounds_the_run(load_cluster):
     assert 50 <= res.ok_total + res.err_total <= 51  # the two users stop at the bound (one may be in flight)
 
 
+SAME_AS_CURSOR_LOCUSTFILE = r'''
+import json
+from decimal import Decimal
+from locust import events, task
+from locust.exception import RescheduleTask
+from psycopg.rows import dict_row, tuple_row
+from pytest_pgready.workload.user import PgUser
+
+CASES = [
+    ("tuple", "SELECT %s::int + 1, %s::text, %s::text", (41, "x", None)),
+    ("dict", "SELECT %(a)s::int * 2, %(a)s::int", {"a": 21}),
+    ("no params", "SELECT 'a%%b' || 'c', 2", None),
+    ("rows", "SELECT g, g::text FROM generate_series(1, %s) g", (50,)),
+    ("types", "SELECT %s::numeric, %s::bytea, '{\"k\": [1, 2]}'::jsonb, '2025-01-02'::date", (Decimal("1.5"), b"\x00\x01")),
+    ("ddl", "CREATE TEMP TABLE IF NOT EXISTS pgready_t (x int)", None),
+    ("dml", "INSERT INTO pgready_t VALUES (%s) RETURNING x, x * 2", (5,)),
+    ("empty", "SELECT 1 WHERE false", None),
+]
+state = {"done": False}
+
+
+class CheckUser(PgUser):
+    @task
+    def check(self):
+        if state["done"]:
+            self.sql("select1", "SELECT 1")
+            return
+        state["done"] = True
+        out = {}
+        protocol = self.spec["protocol"]
+        cases = CASES + ([("multi", "SELECT 1; SELECT 2", None)] if protocol == "simple" else [])
+        for name, q, p in cases:
+            fast = self.sql(name, q, p)
+            with self.conn.cursor() as cur:
+                cur.execute(q, p)
+                ref = cur.fetchall() if cur.description is not None else None
+            out[name] = [repr(fast), repr(ref)]
+        out["fetch=False"] = [repr(self.sql("nofetch", "SELECT 1", fetch=False)), "None"]
+        try:
+            self.sql("div", "SELECT 1 / %s", (0,))
+            out["div"] = ["no error", "error"]
+        except RescheduleTask:
+            pass
+        out["after error"] = [repr(self.sql("tuple", CASES[0][1], CASES[0][2])), repr([(42, "x", None)])]
+        self.sql("deallocate", "DEALLOCATE ALL")  # our prepared statements are gone: prepared again, no error
+        out["after deallocate"] = [repr(self.sql("tuple", CASES[0][1], CASES[0][2])), repr([(42, "x", None)])]
+        with self.conn.cursor() as cur:  # behind the fast path's back this time: it finds out and prepares again
+            cur.execute("DEALLOCATE ALL")
+        out["after deallocate elsewhere"] = [repr(self.sql("tuple", CASES[0][1], CASES[0][2])),
+                                             repr([(42, "x", None)])]
+        self.sql("ddl", "CREATE TEMP TABLE pgready_t2 AS SELECT 1 AS x")
+        out["before alter"] = [repr(self.sql("star", "SELECT * FROM pgready_t2")), repr([(1,)])]
+        self.sql("ddl", "ALTER TABLE pgready_t2 ADD COLUMN y int DEFAULT 2")  # the prepared SELECT * is stale
+        out["after alter"] = [repr(self.sql("star", "SELECT * FROM pgready_t2")), repr([(1, 2)])]
+        self.conn.row_factory = dict_row  # not the plain case: a cursor runs it, with the user's rows
+        out["dict rows"] = [repr(self.sql("dictrow", "SELECT 7 AS seven")), repr([{"seven": 7}])]
+        self.conn.row_factory = tuple_row
+        out["fast path used"] = [repr(CASES[0][1] in self._stmts.queries), "True"]
+        with open(self.spec["out"], "w") as f:
+            json.dump(out, f)
+
+
+@events.test_stop.add_listener
+def _stats(environment, **_):  # after pgready's own test_stop: the last batch is in Locust's statistics
+    t = environment.stats.total
+    with open(json.loads(environment.parsed_options.pgready_spec)["stats_out"], "w") as f:
+        json.dump({"requests": t.num_requests, "failures": t.num_failures,
+                   "select1": environment.stats.get("select1", "sql").num_requests,
+                   "div_failures": environment.stats.get("div", "sql").num_failures}, f)
+'''
+
+
+@pytest.mark.parametrize("protocol", ["prepared", "extended", "simple"])
+def test_sql_fast_path_answers_like_a_cursor_and_locust_sees_every_request(load_cluster, tmp_path, protocol):
+    """PgUser.sql() runs plain statements without psycopg's cursor machinery: the rows, the errors and the
+    statement cache must be those of a cursor, in every protocol; successes reach Locust's statistics in
+    per-second batches and failures one by one, so Locust's totals equal pgready's."""
+    out, stats_out = tmp_path / "out.json", tmp_path / "stats.json"
+    res = run_load(LoadSpec(_locustfile(tmp_path, SAME_AS_CURSOR_LOCUSTFILE), users=1, duration_s=2, warmup_s=0,
+                            protocol=protocol, extra={"out": str(out), "stats_out": str(stats_out)}),
+                   load_cluster.primary.dsn())
+    import json
+
+    got = json.loads(out.read_text())
+    assert len(got) >= 16 and got["fast path used"] == ["True", "True"], got
+    assert {k: v for k, v in got.items() if v[0] != v[1]} == {}, got
+    assert res.err_total == 1 and any("div: DivisionByZero: division by zero" in m for m in res.errors), res.errors
+    stats = json.loads(stats_out.read_text())
+    assert stats["requests"] == res.ok_total + res.err_total and stats["failures"] == res.err_total == 1, (stats, res)
+    assert stats["div_failures"] == 1 and stats["select1"] > 100
+
+
 def test_locustfile_without_user_class_is_one_line(load_cluster, tmp_path):
     lf = _locustfile(tmp_path, "import locust\n\nclass NotAUser:\n    pass\n")
     with pytest.raises(LoadError) as e:

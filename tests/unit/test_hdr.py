@@ -82,3 +82,30 @@ def test_bucket_bounds_ten_per_decade():
     bounds = hdr.bucket_bounds()
     assert bounds[:4] == [1, 2, 3, 4] or bounds[0] == 1
     assert 1000 in bounds and 10_000 in bounds and bounds[-1] >= hdr.HIGHEST_US
+
+
+def test_fast_record_lands_in_the_same_buckets_as_hdrh():
+    """record_us inlines HdrHistogram's index arithmetic (it runs once per request in the load workers):
+    every value, clamped the same way, must land where hdrh's own record_value puts it."""
+    rnd = random.Random(11)
+    values = ([-5, 0, 0.2, 0.5, 1, 1.49, 1.5, 2.5, 59_999_999.6, 60_000_000, 70_000_000] + list(range(0, 5000))
+              + [2 ** k for k in range(27)] + [2 ** k - 1 for k in range(1, 27)] + [2 ** k + 1 for k in range(27)]
+              + [rnd.lognormvariate(6, 2.5) for _ in range(50_000)])
+    fast, ref = hdr.new_histogram(), hdr.new_histogram()
+    for v in values:
+        hdr.record_us(fast, v)
+        ref.record_value(min(hdr.HIGHEST_US, max(hdr.LOWEST_US, int(round(v)))))
+    assert hdr.encode(fast) == hdr.encode(ref)
+    assert (fast.get_total_count(), fast.get_min_value(), fast.get_max_value()) == \
+        (ref.get_total_count(), ref.get_min_value(), ref.get_max_value())
+    assert hdr.summary_ms(fast) == hdr.summary_ms(ref)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=-10, max_value=1e8, allow_nan=False), min_size=1, max_size=50))
+def test_fast_record_matches_hdrh_for_any_values(values):
+    fast, ref = hdr.new_histogram(), hdr.new_histogram()
+    for v in values:
+        hdr.record_us(fast, v)
+        ref.record_value(min(hdr.HIGHEST_US, max(hdr.LOWEST_US, int(round(v)))))
+    assert hdr.encode(fast) == hdr.encode(ref) and fast.get_min_value() == ref.get_min_value()

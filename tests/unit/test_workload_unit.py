@@ -217,6 +217,88 @@ def test_pgbench_log_percentiles(tmp_path):
     assert r.percentile_ms(50) == 1.5 and r.percentile_ms(100) == 2.5
 
 
+def test_pgbench_rate_log_is_timed_by_the_harness_rule(tmp_path):
+    """pgbench -R logs latency from the scheduled start (its own wake-up lag included). By the harness's
+    rule a transaction is timed from its actual start (scheduled + lag), unless the client was still busy
+    with its previous one at the scheduled time: then from the schedule (the queue is the system's)."""
+    from pytest_pgready.workload.pgbench import PgbenchResult, _read_log_entries, _transactions
+
+    # client 0: scheduled 1.000000, started 80 µs late, ended 1.000300; the next one was scheduled at
+    # 1.000200 while the first was still running (busy: from the schedule); client 1 started 50 µs late.
+    (tmp_path / "lat.9").write_text("0 0 300 0 1700000001 300 80\n0 1 500 0 1700000001 700 100\n"
+                                    "1 0 400 0 1700000001 900 50\n")
+    txns = _transactions(_read_log_entries(tmp_path))
+    assert sorted((t[1], t[2]) for t in txns) == [(300, 220), (400, 350), (500, 500)]
+    r = PgbenchResult(3.0, 2, 1.0, "prepared", 200.0, [t[1] for t in txns], 0, [t[2] for t in txns],
+                      [t[0] for t in txns])
+    assert r.percentile_ms(100) == 0.5 and r.percentile_ms(50, started=True) == 0.35
+    part = r.within(1700000001.0005, 1700000002)  # the transactions that ended in a harness's window
+    assert sorted(part.latency_started_us) == [350, 500] and part.percentile_ms(100) == 0.5
+
+
+def test_locust_processes_talk_over_a_loopback_port_of_their_own(tmp_path):
+    """--processes alone would bind the master on *:5557: two runs on one host would swap workers."""
+    argv = _argv(_spec(tmp_path, processes=2), "standalone", 5611)
+    i = argv.index("--processes")
+    assert argv[i + 1] == "2"
+    assert argv[argv.index("--master-bind-host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--master-bind-port") + 1] == argv[argv.index("--master-port") + 1] == "5611"
+    assert "--master-bind-port" not in _argv(_spec(tmp_path, processes=1), "standalone", None)
+
+
+def test_recorder_batches_reach_locust_stats_like_per_request_events():
+    """Successes reach Locust's statistics aggregated once per second (StatsEntry.extend) instead of one
+    request event each: counts, total, min, max, Locust's rounded response-time buckets and so its
+    percentiles must be what per-request logging gives; the HdrHistogram still holds every request."""
+    code = textwrap.dedent("""
+        import json, random
+        from locust.stats import RequestStats
+        from pytest_pgready.workload import hdr, user as U
+
+        rnd = random.Random(3)
+        mine, ref = RequestStats(), RequestStats()
+        rec = U._Recorder()
+        rec.reset({"warmup_s": 1.0}, mine)
+        t = rec.t0
+        for i in range(6000):
+            t += 0.0011
+            rt = rnd.lognormvariate(-0.5, 1.6) / 1000.0
+            label = "a" if i % 3 else "b"
+            start = t - rt
+            rec.success(label, start, t)
+            ref.log_request("sql", label, (t - start) * 1000.0, 0)
+        rec.finish()
+        out = {}
+        for m, r, name in [(mine.get(n, "sql"), ref.get(n, "sql"), n) for n in ("a", "b")] + [(mine.total, ref.total, "total")]:
+            out[name] = [[m.num_requests, r.num_requests], [round(m.total_response_time, 6), round(r.total_response_time, 6)],
+                         [m.min_response_time, r.min_response_time], [m.max_response_time, r.max_response_time],
+                         [sorted(m.response_times.items()), sorted(r.response_times.items())],
+                         [[m.get_response_time_percentile(p) for p in (0.5, 0.95, 0.99)],
+                          [r.get_response_time_percentile(p) for p in (0.5, 0.95, 0.99)]]]
+        p = rec.payload()
+        out["hdr"] = [hdr.decode(p["hist"]).get_total_count(), p["ok"]]
+        out["per_second"] = [sum(p["per_second"]), 6000]
+        print("OUT:" + json.dumps(out))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("OUT:")), None)
+    assert line, run.stdout + run.stderr
+    out = json.loads(line[4:])
+    for name in ("a", "b", "total"):
+        for mine, ref in out[name]:
+            assert mine == ref, (name, mine, ref)
+    steady = out["hdr"][1]
+    assert out["hdr"][0] == steady and 0 < steady < 6000  # the first second is warm-up: counted, not timed
+    assert out["per_second"][0] == out["per_second"][1]
+
+
+def test_merged_result_knows_its_steady_window_in_epoch_seconds(tmp_path):
+    a = {**_payload([1000] * 10, 3.0), "t0_epoch": 1000.0}
+    b = {**_payload([1000] * 10, 2.5), "t0_epoch": 1000.2}
+    res = merge_results([a, b], _spec(tmp_path, warmup_s=1.0), 5.0)
+    assert res.window_epoch == pytest.approx((1001.0, 1004.0))
+
+
 def test_missing_optional_dependency_is_na_with_the_fix():
     from pytest_pgready.cluster.model import Unsupported
     from pytest_pgready.workload.deps import require
