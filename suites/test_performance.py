@@ -155,8 +155,8 @@ def test_perf003_critical_queries_use_indexes(pgready_conn, pgready_settings, pg
                            f"{', '.join(f'{a}.{b}' for a, b in scans)}")
 
 
-SIZES_SQL = """/* pgready */
-SELECT n.nspname, c.relname, CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END
+SIZES_SQL = """
+SELECT /* pgready */ n.nspname, c.relname, CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END
 FROM unnest(%s::text[], %s::text[]) AS want(nsp, rel)
 JOIN pg_namespace n ON n.nspname = want.nsp
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = want.rel
@@ -326,12 +326,13 @@ def _pct(sorted_values: list[float], p: float) -> float:
 
 # ------------------------------------------------------------------------------------------------ PERF005
 
-SLOW_SQL = """/* pgready */
-WITH s AS (
+SLOW_SQL = """
+WITH /* pgready */ s AS (
   SELECT d.datname, p.query, p.calls,
          COALESCE((to_jsonb(p) ->> 'mean_exec_time')::float8, (to_jsonb(p) ->> 'mean_time')::float8) AS mean_ms
   FROM pg_stat_statements p LEFT JOIN pg_database d ON d.oid = p.dbid
-  WHERE p.calls >= %(min_calls)s AND p.query NOT LIKE '/* pgready */%%'
+  WHERE p.calls >= %(min_calls)s AND p.query NOT LIKE '%%/* pgready */%%'
+    AND p.query !~* '^COPY .* TO stdout'  -- pg_dump reading tables (BKP drills, the team's own dumps)
 ), slow AS (SELECT * FROM s WHERE mean_ms > %(slow_ms)s ORDER BY mean_ms DESC LIMIT 20)
 SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM s WHERE mean_ms > %(slow_ms)s),
        (SELECT count(*) FROM s WHERE query = '<insufficient privilege>'),

@@ -44,9 +44,10 @@ SELECT pg_export_snapshot(), pg_database_size(current_database()), pg_encoding_t
 """
 DATABASES_SQL = "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
 
-# amcheck over a whole database in one statement: every valid btree index (heapallindexed, so an index
-# entry missing for a heap tuple is found too) and, where amcheck has it (14+), verify_heapam on every
-# table. Each finding is a WARNING so one bad index does not hide the next.
+# amcheck over a whole database in one statement: every valid btree index of a relation that holds data
+# (relkind 'i'; the 'I' parent of a partitioned index has none and bt_index_check refuses it), with
+# heapallindexed so a heap tuple missing from its index is found too, and, where amcheck has it (14+),
+# verify_heapam on every table. Each finding is a WARNING so one bad index does not hide the next.
 AMCHECK_DO = """
 DO $pgready$
 DECLARE r record; v record; n_idx int := 0; n_tab int := 0;
@@ -54,7 +55,7 @@ DECLARE r record; v record; n_idx int := 0; n_tab int := 0;
 BEGIN
   FOR r IN SELECT c.oid, c.oid::regclass::text AS name FROM pg_index i
              JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
-            WHERE a.amname = 'btree' AND i.indisvalid AND i.indisready AND c.relpersistence <> 't' LOOP
+            WHERE c.relkind = 'i' AND a.amname = 'btree' AND i.indisvalid AND i.indisready AND c.relpersistence <> 't' LOOP
     n_idx := n_idx + 1;
     BEGIN
       PERFORM bt_index_check(r.oid, true);

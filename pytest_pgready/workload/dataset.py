@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..sqlmark import mark  # PERF005 leaves marked statements out: they are the harness's, not the app's
+
 SCHEMA = "pgready_load"
 SCALE_ACCOUNTS = 100_000
 SCALE_TELLERS = 10
 
-MARK = "/* pgready */ "  # PERF005 leaves statements carrying this mark out: they are the harness's, not the app's
-DROP = MARK + "DROP SCHEMA IF EXISTS pgready_load CASCADE"
+DROP = mark("DROP SCHEMA IF EXISTS pgready_load CASCADE")
 CREATE = (
     "CREATE SCHEMA pgready_load",
     "COMMENT ON SCHEMA pgready_load IS 'pytest-pgready load workload (dropped after the run)'",
@@ -46,7 +47,7 @@ def create(conn: Any, scale: int = 1) -> dict[str, int]:
     with conn.transaction():
         conn.execute(DROP)
         for stmt in CREATE:
-            conn.execute(MARK + stmt, params if "%(" in stmt else None)
+            conn.execute(mark(stmt), params if "%(" in stmt else None)
     return s
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import hdr
 
-ACTIVITY_SQL = ("/* pgready */ SELECT count(*) FROM pg_stat_activity "
+ACTIVITY_SQL = ("SELECT /* pgready */ count(*) FROM pg_stat_activity "
                 "WHERE application_name = %s AND backend_type = 'client backend'")
 CLIENT_SQL = "SELECT pg_backend_pid() FROM pg_sleep(%s)"
 

@@ -19,8 +19,8 @@ LEAK_LOCK_KEY = 424242
 LEAK_WORK_MEM = "4242kB"
 LEAK_TABLE = "pgready_pool004_leak"
 # What client B sees of client A's session, in one statement.
-PEEK_SQL = """/* pgready */
-SELECT pg_backend_pid(), current_setting('work_mem'),
+PEEK_SQL = """
+SELECT /* pgready */ pg_backend_pid(), current_setting('work_mem'),
        to_regclass('pg_temp.pgready_pool004_leak') IS NOT NULL,
        EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
                AND objid = %s AND granted)

@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Any, Callable
 
-SAMPLE_SQL = """/* pgready */
-SELECT pg_current_wal_lsn()::text, r.application_name, r.replay_lsn::text,
+SAMPLE_SQL = """
+SELECT /* pgready */ pg_current_wal_lsn()::text, r.application_name, r.replay_lsn::text,
        EXTRACT(epoch FROM r.replay_lag)::float8,
        pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::float8
 FROM (SELECT 1) AS one
@@ -109,8 +109,8 @@ class LagSampler:
             self.series.append([round(now - self._t0, 2), round(worst_s, 3), int(worst_b)])
 
 
-CAUGHT_UP_SQL = """/* pgready */
-SELECT count(*) FILTER (WHERE replay_lsn IS NULL OR replay_lsn < %s::pg_lsn) FROM pg_stat_replication
+CAUGHT_UP_SQL = """
+SELECT /* pgready */ count(*) FILTER (WHERE replay_lsn IS NULL OR replay_lsn < %s::pg_lsn) FROM pg_stat_replication
 WHERE state IN ('streaming', 'catchup')
 """
 

@@ -306,3 +306,12 @@ def test_missing_optional_dependency_is_na_with_the_fix():
     require("json")  # present: nothing happens
     with pytest.raises(Unsupported, match=r"pgready_no_such_module \(not installed\): pip install 'pytest-pgready\[load\]'"):
         require("pgready_no_such_module")
+
+
+def test_mark_follows_the_first_keyword() -> None:
+    """PostgreSQL 18 stores statement text from the first token: a leading comment would be lost."""
+    from pytest_pgready.sqlmark import mark
+
+    assert mark("SELECT 1") == "SELECT /* pgready */ 1"
+    assert mark("\n  WITH s AS (SELECT 1) SELECT * FROM s") == "\n  WITH /* pgready */ s AS (SELECT 1) SELECT * FROM s"
+    assert mark("(SELECT 1)") == "(SELECT 1)"
