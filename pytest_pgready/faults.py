@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from .cluster.binaries import TOXIPROXY_HINT
+from .cluster.local import clear_stale_pidfile
 from .cluster.model import Unsupported
 
 STREAMS = ("downstream", "upstream")  # downstream: server → client; upstream: client → server
@@ -165,37 +166,6 @@ def wait_gone(node: Any, timeout: float = 15) -> None:
     if node_pids(node):
         raise TimeoutError(f"{node.name}: processes {left} still alive {timeout:.0f}s after the kill")
     clear_stale_pidfile(node)
-
-
-def clear_stale_pidfile(node: Any) -> bool:
-    """Remove postmaster.pid (and the Unix socket's lock file) when their process is dead or a zombie.
-    A SIGKILLed postmaster is reparented to PID 1; until that reaps it, the zombie's PID still "exists"
-    and a new postmaster (or pg_rewind's single-user crash recovery) refuses to start."""
-    from pathlib import Path
-
-    files = [Path(node.datadir) / "postmaster.pid"]
-    sockdir = getattr(getattr(node, "cluster", None), "workdir", None)
-    if sockdir is not None:
-        files.append(Path(sockdir) / f".s.PGSQL.{node.port}.lock")
-    removed = False
-    for f in files:
-        try:
-            pid = int(f.read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            continue
-        if _pid_state(pid) in ("Z", "gone"):
-            f.unlink(missing_ok=True)
-            removed = True
-    return removed
-
-
-def _pid_state(pid: int) -> str:
-    from pathlib import Path
-
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "gone"
 
 
 @contextmanager

@@ -274,6 +274,8 @@ _timed_out_key = pytest.StashKey[float]()
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report: pytest.TestReport = yield
+    if item.config.getoption("pgready", default=False):
+        _redact_report(report)
     spec = check_spec(item)
     record = item.stash.get(_record_key, None)
     if spec is None or record is None:
@@ -331,6 +333,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
 
 _status_key = pytest.StashKey[Any]()
+
+
+def _redact_report(report: pytest.TestReport) -> None:
+    """A traceback or captured output may quote a DSN (psycopg.connect's arguments under --showlocals,
+    a library's log line): it reaches the terminal, JUnit and pytest-html, so it is masked here."""
+    from .redact import redact_text
+
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        text = str(report.longrepr)
+        masked = redact_text(text)
+        if masked != text:
+            report.longrepr = masked  # structured repr only given up when it held a secret
+    report.sections = [(title, redact_text(body)) for title, body in report.sections]
 
 
 def _first_line(text: str) -> str:

@@ -55,6 +55,7 @@ class LocalNode(Node):
                       cwd=c.workdir, env=c.tool_env())
 
     def start(self, wait: bool = True, timeout: float = 60) -> None:
+        clear_stale_pidfile(self)  # after a SIGKILL the dead postmaster's lock would refuse the restart
         args = ["start", "-l", str(self.logfile), "-t", str(int(timeout))] + (["-w"] if wait else ["-W"])
         r = self._ctl(*args, timeout=timeout)
         if r.returncode != 0:
@@ -422,15 +423,35 @@ def _psql_error(stderr: str) -> str:
     return _tail(stderr)
 
 
+def _pid_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+
+
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return _pid_state(pid) not in ("Z", "gone")
+
+
+def clear_stale_pidfile(node: Any) -> bool:
+    """Remove postmaster.pid (and the Unix socket's lock file) when their process is dead or a zombie.
+    A SIGKILLed postmaster is reparented to PID 1; until that reaps it, the zombie's PID still "exists"
+    and a new postmaster (or pg_rewind's single-user crash recovery) refuses to start."""
+    files = [Path(node.datadir) / "postmaster.pid"]
+    sockdir = getattr(getattr(node, "cluster", None), "workdir", None)
+    if sockdir is not None:
+        files.append(Path(sockdir) / f".s.PGSQL.{node.port}.lock")
+    removed = False
+    for f in files:
+        try:
+            pid = int(f.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            continue
+        if not _alive(pid):
+            f.unlink(missing_ok=True)
+            removed = True
+    return removed
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout: float) -> bool:
