@@ -139,6 +139,14 @@ class RunState:
         suites = set(self.settings.suite)
         for item in items:
             spec = check_spec(item)
+            if spec is not None:
+                try:
+                    _validate_marker(item, spec)
+                except pytest.UsageError as e:
+                    from .fixtures import _aborted_key
+
+                    config.stash[_aborted_key] = str(e)  # no report of a run that never started
+                    raise
             # a marker may name the suite that runs it (REP002 under load runs with the performance suite)
             if spec is not None and (_marker_suite(item) or spec.category) in suites:
                 keep.append(item)
@@ -204,6 +212,25 @@ class RunState:
         terminalreporter.section("pgready")
         for line, markup in summary_lines(self.report, getattr(self, "paths", {})):
             terminalreporter.write_line(line, **markup)
+
+
+def _validate_marker(item: pytest.Item, spec: CheckSpec) -> None:
+    """A user's own check names its severity, category and kind in the marker: the report's schema and the
+    score only know the catalogue's values, so a typo is a usage error, not a broken readiness.json."""
+    from .catalog import CATEGORIES
+
+    where = f"@pytest.mark.pgready on {item.nodeid}"
+    for key, value, allowed in (("severity", spec.severity, tuple(SEVERITY_WEIGHTS)),
+                                ("category", spec.category, CATEGORIES),
+                                ("kind", spec.kind, ("S", "D", "D*", "L"))):
+        if value not in allowed:
+            raise pytest.UsageError(PgReadyUsageError(f"{where}: {key} {value!r} is not one of "
+                                                      f"{', '.join(allowed)}", f"use {key}={allowed[0]!r} "
+                                                      f"or another of those").line())
+    suite = _marker_suite(item)
+    if suite is not None and suite not in CATEGORIES:
+        raise pytest.UsageError(PgReadyUsageError(f"{where}: suite {suite!r} is not one of {', '.join(CATEGORIES)}",
+                                                  "name the suite that should run the check").line())
 
 
 def _marker_suite(item: pytest.Item) -> str | None:

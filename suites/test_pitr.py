@@ -30,7 +30,7 @@ class _LazyLab:
             from pytest_pgready.drills.scratch import bare_host
 
             try:
-                cluster = new_cluster(self.settings, replicas=0, archive=True, init_sql=False)
+                cluster = new_cluster(self.settings, replicas=0, archive=True, init_sql=False, host_files=True)
                 self._made.append(cluster)
                 host = bare_host(cluster.bin)
                 self._made.append(host)

@@ -486,7 +486,8 @@ class DockerCluster(Cluster):
 # ================================================================================= entry point
 def provision_docker(settings: Any, *, bins: Any = None, replicas: int | None = None, sync: bool = False,
                      pgbouncer: bool = True, toxiproxy: bool = True, archive: bool = True,
-                     conf: dict[str, Any] | None = None, init_sql: bool = True, byo: bool = True) -> DockerCluster:
+                     conf: dict[str, Any] | None = None, init_sql: bool = True, byo: bool = True,
+                     pgbouncer_conf: dict[str, Any] | None = None) -> DockerCluster:
     """The same arguments as provision_local (`bins` is ignored: the servers come from the image)."""
     engine = check_engine(getattr(settings, "docker_engine_timeout", 3.0))
     try:
@@ -516,7 +517,7 @@ def provision_docker(settings: Any, *, bins: Any = None, replicas: int | None = 
                          replicas=settings.replicas if replicas is None else replicas, pgbouncer=pgbouncer,
                          toxiproxy=toxiproxy, archive=archive, postgresql_conf=postgresql_conf,
                          pgbouncer_ini_path=settings.pgbouncer_ini if byo else None, conf_overrides=conf,
-                         available_libs=libs)
+                         available_libs=libs, pgbouncer_overrides=pgbouncer_conf)
     cluster = DockerCluster(spec, tc.client, engine)
     cluster.pg_bin = settings.pg_bin
     host = tc.host()

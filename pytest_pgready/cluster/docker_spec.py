@@ -254,11 +254,12 @@ exec pgbouncer {PGBOUNCER_INI_PATH}
 """
 
 
-def pgbouncer_ini(user_ini: Path | None = None, primary: str = PRIMARY) -> tuple[str, list[str]]:
+def pgbouncer_ini(user_ini: Path | None = None, primary: str = PRIMARY,
+                  overrides: Mapping[str, Any] | None = None) -> tuple[str, list[str]]:
     """config.pgbouncer_config with the container's paths, listening on every interface of the container."""
     return conf.pgbouncer_config(user_ini, primary, PG_PORT, PGBOUNCER_PORT, PGBOUNCER_RUNDIR,  # type: ignore[arg-type]
                                  PGBOUNCER_AUTH_FILE, SUPERUSER, listen_addr="*",  # type: ignore[arg-type]
-                                 sandbox_dbname=APP_DB)
+                                 sandbox_dbname=APP_DB, overrides=dict(overrides or {}))
 
 
 def pgbouncer_spec(image: str, ini_text: str, password: str) -> ContainerSpec:
@@ -285,7 +286,8 @@ def toxiproxy_spec(image: str) -> ContainerSpec:
 def build_spec(*, run_id: str, password: str, images: Mapping[str, str] | None = None, replicas: int = 1,
                pgbouncer: bool = True, toxiproxy: bool = True, archive: bool = True,
                postgresql_conf: Path | None = None, pgbouncer_ini_path: Path | None = None,
-               conf_overrides: dict[str, Any] | None = None, available_libs: set[str] | None = None) -> DockerSpec:
+               conf_overrides: dict[str, Any] | None = None, available_libs: set[str] | None = None,
+               pgbouncer_overrides: Mapping[str, Any] | None = None) -> DockerSpec:
     """Everything the provider will ask Docker for, in start order: toxiproxy, primary, replicas, pgbouncer."""
     imgs = {"postgres": DEFAULT_PG_IMAGE, "pgbouncer": DEFAULT_PGBOUNCER_IMAGE, "toxiproxy": DEFAULT_TOXIPROXY_IMAGE,
             **(images or {})}
@@ -301,7 +303,7 @@ def build_spec(*, run_id: str, password: str, images: Mapping[str, str] | None =
                                        via_toxiproxy=toxiproxy))
     notes: list[str] = []
     if pgbouncer:
-        ini, notes = pgbouncer_ini(pgbouncer_ini_path)
+        ini, notes = pgbouncer_ini(pgbouncer_ini_path, overrides=pgbouncer_overrides)
         containers.append(pgbouncer_spec(imgs["pgbouncer"], ini, password))
     return DockerSpec(run_id, network_name(run_id), containers, toxiproxy_proxies() if toxiproxy else [], layers,
                       notes, password, dict(imgs), archive, toxiproxy)

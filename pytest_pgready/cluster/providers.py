@@ -23,10 +23,12 @@ def open_cluster(settings: Any) -> Cluster:
     return provision_local(settings)
 
 
-def new_cluster(settings: Any, **kw: Any) -> Cluster:
-    """An extra cluster for a drill. Drills against an external target get a local one with the target's major."""
+def new_cluster(settings: Any, *, host_files: bool = False, **kw: Any) -> Cluster:
+    """An extra cluster for a drill. Drills against an external target get a local one with the target's major;
+    so does a drill that reads the cluster's files from this host (`host_files`: the PITR lab's WAL archive),
+    which a container's volume does not offer."""
     provider = settings.effective_provider
-    if provider == "docker":
+    if provider == "docker" and not host_files:
         from .docker import provision_docker
 
         return provision_docker(settings, **kw)

@@ -73,6 +73,8 @@ CASES: list[Case] = [
     Case("wrong-password", (), "password authentication failed", needs="server"),
     Case("role-without-privileges", (), "grant the role CONNECT", needs="server"),
     Case("broken-init-sql", (), "failed", needs="broken-sql"),
+    Case("own-check-unknown-severity", ("--pgready-suite", "schema"), "severity 'urgent' is not one of",
+         needs="own-check"),
 ]
 
 
@@ -119,6 +121,12 @@ def _server_args(case: Case, request: pytest.FixtureRequest, tmp_path: Path) -> 
     if case.needs == "silent-port":
         port = request.getfixturevalue("silent_port")
         return ["--pgready-dsn", f"postgresql://app@127.0.0.1:{port}/shop"]
+    if case.needs == "own-check":
+        own = tmp_path / "own"
+        own.mkdir()
+        (own / "test_own.py").write_text("import pytest\n\n@pytest.mark.pgready(id='ACME001', severity='urgent', "
+                                         "category='schema')\ndef test_own():\n    pass\n")
+        return [str(own)]
     if case.needs == "broken-sql":
         bad = tmp_path / "broken.sql"
         bad.write_text("CREATE TABLE ok(id int primary key);\nCREATE TABLE broken(id int primary key,);\n")
@@ -152,8 +160,8 @@ def _assert_one_line(case: Case, code: int, out: str, seconds: float) -> None:
         assert secret not in out
 
 
-OFFLINE = [c for c in CASES if c.needs in ("", "silent-port")]
-ONLINE = [c for c in CASES if c.needs not in ("", "silent-port")]
+OFFLINE = [c for c in CASES if c.needs in ("", "silent-port", "own-check")]
+ONLINE = [c for c in CASES if c.needs not in ("", "silent-port", "own-check")]
 
 
 @pytest.mark.parametrize("case", OFFLINE, ids=[c.name for c in OFFLINE])

@@ -113,6 +113,13 @@ def test_pgbouncer_and_toxiproxy_commands():
     assert t.command == ["-host=0.0.0.0"] and t.files == {} and t.env == {}
 
 
+def test_pgbouncer_overrides_reach_the_container_ini():
+    """POOL003/POOL004 probe poolers set [pgbouncer] keys; the docker provider renders them like the local one."""
+    ini = spec(pgbouncer_overrides={"pool_mode": "session", "max_client_conn": 7}).container("pgbouncer") \
+        .files["/etc/pgready/pgbouncer.ini"][0]
+    assert "pool_mode = session" in ini and "max_client_conn = 7" in ini
+
+
 def test_no_password_in_any_rendered_file():
     """The password travels in the environment only: never in a file (nor in the checked-in compose files)."""
     s = spec(replicas=2)
