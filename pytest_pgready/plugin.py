@@ -222,7 +222,7 @@ def _validate_marker(item: pytest.Item, spec: CheckSpec) -> None:
     where = f"@pytest.mark.pgready on {item.nodeid}"
     for key, value, allowed in (("severity", spec.severity, tuple(SEVERITY_WEIGHTS)),
                                 ("category", spec.category, CATEGORIES),
-                                ("kind", spec.kind, ("S", "D", "D*", "L"))):
+                                ("kind", spec.kind, ("S", "D", "D*", "L", "S/L"))):
         if value not in allowed:
             raise pytest.UsageError(PgReadyUsageError(f"{where}: {key} {value!r} is not one of "
                                                       f"{', '.join(allowed)}", f"use {key}={allowed[0]!r} "
