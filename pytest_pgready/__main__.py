@@ -3,6 +3,7 @@
     pgready report readiness.json [--out DIR]    HTML + Markdown from a JSON (no database needed)
     pgready compare old.json new.json            what changed; exit 1 on any regression
     pgready demo [--out DIR]                     a synthetic report with every status and chart
+    pgready settings                             every setting, its type, default and meaning (Markdown)
 
 Exit status: 0 fine, 1 regression (compare), 2 bad input — always one line on stderr, never a traceback.
 """
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("new", type=Path)
     d = sub.add_parser("demo", help="write a synthetic report with every status and every chart")
     d.add_argument("--out", type=Path, default=Path("pgready-demo"))
+    sub.add_parser("settings", help="print the settings reference (Markdown)")
     return p
 
 
@@ -170,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args.old, args.new)
         if args.cmd == "demo":
             return _demo(args.out)
+        if args.cmd == "settings":
+            from .settings_doc import reference
+
+            sys.stdout.write(reference())
+            return 0
         _parser().print_help(sys.stderr)
         return 2
     except PgReadyUsageError as e:

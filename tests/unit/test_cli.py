@@ -130,3 +130,18 @@ def test_module_entry_point_runs_in_a_subprocess(tmp_path, base):
 def test_demo_writes_a_report(tmp_path):
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     assert (tmp_path / "demo" / "readiness.html").is_file()
+
+
+def test_settings_reference_is_generated_and_complete(capsys) -> None:
+    """docs/settings.md is `pgready settings`: every key of the spec, none undocumented."""
+    from pathlib import Path
+
+    from pytest_pgready.__main__ import main
+    from pytest_pgready.settings import SPEC
+
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    for k in SPEC:
+        assert f"| `{k.name}`" in out, k.name
+    doc = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
+    assert doc.read_text() == out, "docs/settings.md is stale: regenerate with `pgready settings > docs/settings.md`"
