@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import pytest
 
 from .redact import redact_obj, redact_text
+from .report.fmt import printable
 
 STATUSES = ("pass", "fail", "error", "na", "waived")
 
@@ -24,7 +25,7 @@ class CheckNA(pytest.skip.Exception):  # type: ignore[misc,name-defined]
     """Not applicable: pytest shows it as skipped, the report as `na` with the reason."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(msg=reason, allow_module_level=False)
+        super().__init__(msg=printable(reason), allow_module_level=False)  # pytest prints it: no raw ESC
         self.reason = reason
 
 
@@ -36,7 +37,7 @@ class CheckWaived(pytest.skip.Exception):  # type: ignore[misc,name-defined]
     """Failed, but every failing object is waived: pytest shows it as skipped."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(msg=f"waived: {reason}", allow_module_level=False)
+        super().__init__(msg=printable(f"waived: {reason}"), allow_module_level=False)
         self.reason = reason
 
 
@@ -136,4 +137,5 @@ class Record:
             self.evidence["waiver"] = whole.reason
             raise CheckWaived(whole.reason)
         self.summary_text = summary
-        raise CheckFailed(redact_text(summary))
+        # the exception's message is printed by pytest (terminal, JUnit): control characters shown as \xNN
+        raise CheckFailed(printable(redact_text(summary)))

@@ -316,7 +316,8 @@ def test_pg_stat_statements(pgready_conn, pgready_cluster, pgready_record):
 TIMEOUTS = ("idle_in_transaction_session_timeout", "statement_timeout", "lock_timeout")
 ROLE_TIMEOUTS_SQL = """
 SELECT s.reset_val AS value, s.name, s.sourcefile, s.boot_val,
-       (SELECT array_agg(coalesce(r.rolname, '') || '|' || coalesce(d.datname, '') || '|' || cfg)
+       (SELECT array_agg(ARRAY[coalesce(r.rolname, ''), coalesce(d.datname, ''), cfg,
+                               coalesce(quote_ident(r.rolname), ''), coalesce(quote_ident(d.datname), '')])
           FROM pg_db_role_setting rs
           LEFT JOIN pg_roles r ON r.oid = rs.setrole
           LEFT JOIN pg_database d ON d.oid = rs.setdatabase
@@ -332,7 +333,9 @@ FROM pg_settings s WHERE s.name = ANY(%(names)s)
 def effective_timeouts(rows: list[tuple], app: str, db_scope: str = "") -> dict[str, tuple[str | None, str]]:
     """Pure: each timeout's value for the app role and where it comes from.
 
-    rows: (reset_val, name, overrides ['role|db|name=value', …], session_user). Precedence as in PostgreSQL:
+    rows: (reset_val, name, overrides [[role, db, 'name=value', quote_ident(role), quote_ident(db)], …],
+    session_user); role and db are '' when the setting applies to all. Names are compared raw (a role may
+    hold '|', '=' or quotes) and shown quoted by the server. Precedence as in PostgreSQL:
     role in this database > role > this database (all roles) > server. reset_val is the connected session's
     startup value (server + database + connected role), so it speaks for the server only when the connected
     role has no override of its own (or is the app role).
@@ -340,14 +343,14 @@ def effective_timeouts(rows: list[tuple], app: str, db_scope: str = "") -> dict[
     out: dict[str, tuple[str | None, str]] = {}
     for reset_val, name, overrides, session_user in rows:
         parsed = []
-        for o in overrides or []:
-            role, db, cfg = o.split("|", 2)
-            parsed.append((role, db, cfg.split("=", 1)[1] if "=" in cfg else ""))
+        for role, db, cfg, *shown in overrides or []:
+            role_q, db_q = shown if len(shown) == 2 else (role, db)
+            parsed.append((role, db, cfg.split("=", 1)[1] if "=" in cfg else "", role_q, db_q))
         pick = None
         for want_role, want_db in ((app, True), (app, False), ("", True)):
-            for role, db, val in parsed:
+            for role, db, val, role_q, db_q in parsed:
                 if role == want_role and bool(db) == want_db:
-                    pick = (val, f"ALTER ROLE {role or 'ALL'}{' IN DATABASE ' + db if db else ''}")
+                    pick = (val, f"ALTER ROLE {role_q or 'ALL'}{' IN DATABASE ' + db_q if db else ''}")
                     break
             if pick:
                 break
@@ -387,6 +390,7 @@ def test_timeouts(pgready_conn, pgready_cluster, pgready_record, pgready_setting
     else:
         rows = [(val, name, ov, su) for val, name, _, _, ov, su in rows]
     eff = effective_timeouts(rows, app)
+    app_q = pgready_conn.execute("SELECT quote_ident(%s)", (app,)).fetchone()[0]  # shown as the server quotes it
     pgready_record.add(app_role=app, timeouts={k: {"value": v, "from": src} for k, (v, src) in eff.items()})
     idle_v = eff.get("idle_in_transaction_session_timeout", (None, ""))[0]
     stmt_v, lock_v = eff.get("statement_timeout", (None, ""))[0], eff.get("lock_timeout", (None, ""))[0]
@@ -394,20 +398,20 @@ def test_timeouts(pgready_conn, pgready_cluster, pgready_record, pgready_setting
     if idle_v is None:
         unknown.append("idle_in_transaction_session_timeout")
     elif not _timeout_set(idle_v):
-        problems.append(f"idle_in_transaction_session_timeout is not set for {app}")
+        problems.append(f"idle_in_transaction_session_timeout is not set for {app_q}")
     if not (_timeout_set(stmt_v) or _timeout_set(lock_v)):
         if stmt_v is None or lock_v is None:
             unknown.append("statement_timeout/lock_timeout")
         else:
-            problems.append(f"neither statement_timeout nor lock_timeout is set for {app}")
+            problems.append(f"neither statement_timeout nor lock_timeout is set for {app_q}")
     if problems:
         pgready_record.fail("; ".join(problems), objects=problems,
-                            remedy=[f"ALTER ROLE {app} SET idle_in_transaction_session_timeout = '60s';",
-                                    f"ALTER ROLE {app} SET statement_timeout = '30s'; -- or lock_timeout"])
+                            remedy=[f"ALTER ROLE {app_q} SET idle_in_transaction_session_timeout = '60s';",
+                                    f"ALTER ROLE {app_q} SET statement_timeout = '30s'; -- or lock_timeout"])
     if unknown:
-        pgready_record.na(f"cannot tell {', '.join(unknown)} for {app}: the connected role overrides them, hiding "
-                          f"the server value; connect as {app} or as a role without its own timeout settings")
-    pgready_record.summary(f"{app}: idle_in_transaction_session_timeout={idle_v}, statement_timeout={stmt_v}, "
+        pgready_record.na(f"cannot tell {', '.join(unknown)} for {app_q}: the connected role overrides them, hiding "
+                          f"the server value; connect as {app_q} or as a role without its own timeout settings")
+    pgready_record.summary(f"{app_q}: idle_in_transaction_session_timeout={idle_v}, statement_timeout={stmt_v}, "
                            f"lock_timeout={lock_v}")
 
 
@@ -510,7 +514,7 @@ def test_autovacuum(pgready_conn, pgready_cluster, pgready_record):
         pgready_record.fail(f"autovacuum is disabled: {', '.join(problems) or 'on'}"
                             f"{f'; {len(tables)} tables opt out' if tables else ''}", objects=objects,
                             remedy=["ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();"] +
-                                   [f"ALTER TABLE {t.replace(' (TOAST)', '')} RESET "
+                                   [f"ALTER TABLE {t.removesuffix(' (TOAST)')} RESET "
                                     f"({'toast.' if t.endswith('(TOAST)') else ''}autovacuum_enabled);"
                                     for t in tables])
     pgready_record.summary("autovacuum on and no table opts out")

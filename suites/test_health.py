@@ -42,7 +42,7 @@ def _na_if_hidden(conn: Any, record: Any, what: str) -> None:
 
 # --------------------------------------------------------------------------------------------- HLT001
 WRAP_SQL = """
-SELECT 'database ' || datname, age(datfrozenxid), mxid_age(datminmxid)
+SELECT 'database ' || quote_ident(datname), age(datfrozenxid), mxid_age(datminmxid)
 FROM pg_database
 UNION ALL
 SELECT CASE WHEN c.relkind = 't' AND o.oid IS NOT NULL

@@ -135,16 +135,18 @@ def test_perf003_critical_queries_use_indexes(pgready_conn, pgready_settings, pg
     for i, q in enumerate(queries, 1):
         for key in seq_scans(explain(pgready_conn, q, version)):
             scans.setdefault(key, []).append(i)
-    pgready_record.add(queries=len(queries), seq_scanned_tables=[f"{a}.{b}" for a, b in scans])
     if not scans:
+        pgready_record.add(queries=len(queries), seq_scanned_tables=[])
         pgready_record.summary(f"none of the {len(queries)} critical queries sequential-scans a table")
         return
     rows = pgready_conn.execute(SIZES_SQL, ([k[0] for k in scans], [k[1] for k in scans])).fetchall()
+    shown = {(n, t): q for n, t, q, _ in rows}  # schema.table as the server quotes it (format('%I.%I'))
+    pgready_record.add(queries=len(queries), seq_scanned_tables=[shown.get(k, f"{k[0]}.{k[1]}") for k in scans])
     floor = pgready_settings.seqscan_min_rows
-    large = [(n, t, int(r)) for n, t, r in rows if r is not None and r >= floor]
-    unknown = [f"{n}.{t}" for n, t, r in rows if r is None]
+    large = [(n, t, q, int(r)) for n, t, q, r in rows if r is not None and r >= floor]
+    unknown = [q for _, _, q, r in rows if r is None]
     if large:
-        objects = [f"{n}.{t} (~{r:,} rows) in query {', '.join(map(str, scans[(n, t)]))}" for n, t, r in large]
+        objects = [f"{q} (~{r:,} rows) in query {', '.join(map(str, scans[(n, t)]))}" for n, t, q, r in large]
         pgready_record.fail(f"{len(large)} large table(s) sequential-scanned by critical queries",
                             objects=objects, remedy="add an index matching the query's filter/join columns",
                             threshold_rows=floor)
@@ -152,11 +154,12 @@ def test_perf003_critical_queries_use_indexes(pgready_conn, pgready_settings, pg
         pgready_record.na(f"sequential scans on tables never analyzed ({', '.join(unknown)}): run ANALYZE so "
                           "their size is known")
     pgready_record.summary(f"sequential scans only on small tables (< {floor:,} rows): "
-                           f"{', '.join(f'{a}.{b}' for a, b in scans)}")
+                           f"{', '.join(shown.get(k, f'{k[0]}.{k[1]}') for k in scans)}")
 
 
 SIZES_SQL = """
-SELECT /* pgready */ n.nspname, c.relname, CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END
+SELECT /* pgready */ n.nspname, c.relname, format('%%I.%%I', n.nspname, c.relname),
+       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END
 FROM unnest(%s::text[], %s::text[]) AS want(nsp, rel)
 JOIN pg_namespace n ON n.nspname = want.nsp
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = want.rel

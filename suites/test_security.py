@@ -91,7 +91,7 @@ def test_no_trust_over_network(pgready_conn, pgready_record):
 
 
 # --------------------------------------------------------------------------------------------- SEC002
-MD5_SQL = "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%' ORDER BY 1"
+MD5_SQL = "SELECT quote_ident(rolname) FROM pg_authid WHERE rolpassword LIKE 'md5%' ORDER BY rolname"
 
 
 @pytest.mark.pgready(id="SEC002")
@@ -143,11 +143,12 @@ def test_tls_required(pgready_conn, pgready_record):
 # --------------------------------------------------------------------------------------------- SEC004
 APP_ROLE_SQL = """
 SELECT r.rolsuper, r.rolreplication, r.rolbypassrls,
-       ARRAY(SELECT n.nspname FROM pg_namespace n
+       ARRAY(SELECT quote_ident(n.nspname) FROM pg_namespace n
               WHERE pg_has_role(r.oid, n.nspowner, 'MEMBER')
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
                 AND n.nspname NOT LIKE 'pg\\_temp\\_%%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%%'
-              ORDER BY 1)
+              ORDER BY n.nspname),
+       quote_ident(r.rolname)
 FROM pg_roles r WHERE r.rolname = %s
 """
 
@@ -159,27 +160,27 @@ def test_app_role_least_privilege(pgready_conn, pgready_record, pgready_settings
     row = pgready_conn.execute(APP_ROLE_SQL, (app,)).fetchone()
     if row is None:
         pgready_record.na(f"app_role {app!r} does not exist: set app_role to the application's login role")
-    sup, repl, bypass, schemas = row
+    sup, repl, bypass, schemas, app_q = row  # names as the server quotes them (quote_ident)
     pgready_record.add(app_role=app, superuser=sup, replication=repl, bypassrls=bypass, owns_schemas=schemas,
                        app_role_owns_schema_declared=pgready_settings.app_role_owns_schema)
     problems = []
     if sup:
-        problems.append(f"{app} is a superuser")
+        problems.append(f"{app_q} is a superuser")
     if repl:
-        problems.append(f"{app} has REPLICATION")
+        problems.append(f"{app_q} has REPLICATION")
     if schemas and not sup and not pgready_settings.app_role_owns_schema:
-        problems += [f"{app} owns schema {s}" for s in schemas]
+        problems += [f"{app_q} owns schema {s}" for s in schemas]
     if problems:
         pgready_record.fail("; ".join(problems[:3]), objects=problems,
-                            remedy=[f"ALTER ROLE {app} NOSUPERUSER NOREPLICATION;",
+                            remedy=[f"ALTER ROLE {app_q} NOSUPERUSER NOREPLICATION;",
                                     "let a migration role own the schema and GRANT the app role what it needs "
                                     "(or declare app_role_owns_schema = true)"])
-    pgready_record.summary(f"{app} is not superuser nor replication"
+    pgready_record.summary(f"{app_q} is not superuser nor replication"
                            f"{'' if not schemas else ' and owns ' + ', '.join(schemas) + ' as declared'}")
 
 
 # --------------------------------------------------------------------------------------------- SEC005
-SUPERUSERS_SQL = "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolsuper ORDER BY 1"
+SUPERUSERS_SQL = "SELECT quote_ident(rolname), rolcanlogin FROM pg_roles WHERE rolsuper ORDER BY rolname"
 
 
 @pytest.mark.pgready(id="SEC005")
@@ -198,10 +199,10 @@ def test_few_superusers(pgready_conn, pgready_record, pgready_settings):
 
 # --------------------------------------------------------------------------------------------- SEC006
 PUBLIC_CREATE_SQL = """
-SELECT nspname FROM pg_namespace
+SELECT quote_ident(nspname) FROM pg_namespace
 WHERE has_schema_privilege('public', oid, 'CREATE')
   AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
-ORDER BY 1
+ORDER BY nspname
 """
 
 
@@ -274,9 +275,9 @@ SECRETS_SQL = """
 SELECT name, setting FROM pg_settings WHERE name = ANY(%s)
 """
 READERS_SQL = """
-SELECT rolname FROM pg_roles
+SELECT quote_ident(rolname) FROM pg_roles
 WHERE NOT rolsuper AND rolcanlogin AND pg_has_role(oid, 'pg_read_all_settings', 'USAGE')
-ORDER BY 1
+ORDER BY rolname
 """
 
 
@@ -316,7 +317,7 @@ def test_no_visible_secrets(pgready_conn, pgready_cluster, pgready_record):
                 found.append(f"{node.name}: {name} contains {kind}")
     readers = [r[0] for r in pgready_conn.execute(READERS_SQL).fetchall()]
     if not sup:
-        readers = sorted(set(readers) | {pgready_conn.info.user})
+        readers = sorted(set(readers) | {pgready_conn.execute("SELECT quote_ident(session_user)").fetchone()[0]})
     pgready_record.add(nodes=[n.name for n in nodes], non_superuser_readers=readers, unreachable=unreachable)
     if found and readers:
         pgready_record.fail(f"{len(found)} settings carry a secret readable by non-superusers "

@@ -84,14 +84,15 @@ $pgready$
 # The largest user table with at least one page, else pg_description: the file BKP003 corrupts.
 VICTIM_SQL = """
 SELECT * FROM (
-  SELECT n.nspname, c.relname, pg_relation_filepath(c.oid), pg_relation_size(c.oid) AS size
+  SELECT n.nspname, c.relname, pg_relation_filepath(c.oid), pg_relation_size(c.oid) AS size,
+         format('%I.%I', n.nspname, c.relname)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND pg_relation_size(c.oid) >= 8192
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
    ORDER BY 4 DESC LIMIT 1) u
 UNION ALL
 SELECT 'pg_catalog', 'pg_description', pg_relation_filepath('pg_catalog.pg_description'),
-       pg_relation_size('pg_catalog.pg_description')
+       pg_relation_size('pg_catalog.pg_description'), 'pg_catalog.pg_description'
 LIMIT 1
 """
 
@@ -611,14 +612,14 @@ def corruption_drill(node: Any, host: LocalCluster, backup: BaseBackup) -> Corru
     2. the backup's first WAL segment deleted: pg_verifybackup and the restore (start) should fail.
     A fault counts as detected when at least one layer failed loudly."""
     with node.connect() as c:
-        schema, table, relpath, size = c.execute(VICTIM_SQL).fetchone()
+        schema, table, relpath, size, qname = c.execute(VICTIM_SQL).fetchone()
         checksums = c.execute("SHOW data_checksums").fetchone()[0] == "on"
     res = CorruptionResult(data_checksums=checksums, manifest_checksums=backup.manifest_checksums,
-                           victim=f"{schema}.{table} ({relpath})")
+                           victim=f"{qname} ({relpath})")
     block = max(0, (int(size) // 8192) // 2)
     offset = block * 8192 + 4096
     # 1a. the backup verification
-    flip = Probe(f"16 bytes flipped in {relpath} (table {schema}.{table}, block {block})")
+    flip = Probe(f"16 bytes flipped in {relpath} (table {qname}, block {block})")
     v1 = host.workdir / "corrupt-flip"
     copy_tree(backup.path, v1)
     try:

@@ -31,9 +31,12 @@ PINNED_SETTINGS: tuple[tuple[str, str], ...] = (
 )  # not search_path: expression indexes whose functions rely on it would fail to plan
 
 # User tables (leaf tables and populated materialized views; partitions are leaves, so a parent is
-# never counted twice), excluding system schemas, temp schemas and extension members.
+# never counted twice), excluding system schemas, temp schemas and extension members. Each object is
+# keyed by its name as the server quotes it (format('%I.%I')): unambiguous ("a.b"."c" is not "a"."b.c")
+# and the form every other check's evidence uses.
 CATALOG_SQL = """
-SELECT /* pgready */ 'table' AS kind, n.nspname, c.relname, c.relpersistence = 'u' AS unlogged
+SELECT /* pgready */ 'table' AS kind, n.nspname, c.relname, c.relpersistence = 'u' AS unlogged,
+       format('%I.%I', n.nspname, c.relname) AS label
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated))
    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
@@ -41,18 +44,19 @@ SELECT /* pgready */ 'table' AS kind, n.nspname, c.relname, c.relpersistence = '
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                     AND d.deptype = 'e')
 UNION ALL
-SELECT 'sequence', n.nspname, c.relname, c.relpersistence = 'u'
+SELECT 'sequence', n.nspname, c.relname, c.relpersistence = 'u', format('%I.%I', n.nspname, c.relname)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND c.relpersistence <> 't'
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                     AND d.deptype = 'e')
 UNION ALL
-SELECT 'large_objects', '', '', false WHERE EXISTS (SELECT 1 FROM pg_largeobject_metadata)
+SELECT 'large_objects', '', '', false, '' WHERE EXISTS (SELECT 1 FROM pg_largeobject_metadata)
 ORDER BY 1, 2, 3
 """
 
-ROW_HASH = "coalesce(sum(hashtextextended(t::text, 0)), 0)::text"
+# (t.*) is the whole row even when the table has a column named t (a bare t would be that column alone)
+ROW_HASH = "coalesce(sum(hashtextextended((t.*)::text, 0)), 0)::text"
 LO_HASH = ("coalesce(sum(hashtextextended(m.oid::text || ':' || md5(lo_get(m.oid)), 0)), 0)::text")
 
 
@@ -71,8 +75,8 @@ class Snapshot:
     """Everything compared after a restore, for one database."""
 
     database: str
-    tables: dict[str, TableSum] = field(default_factory=dict)  # "schema.table" → rows, checksum
-    sequences: dict[str, tuple[int, bool]] = field(default_factory=dict)  # "schema.seq" → last_value, is_called
+    tables: dict[str, TableSum] = field(default_factory=dict)  # quoted "schema.table" → rows, checksum
+    sequences: dict[str, tuple[int, bool]] = field(default_factory=dict)  # quoted "schema.seq" → last_value, is_called
     large_objects: tuple[int, str] = (0, "0")  # count, checksum
     schema: dict[str, str] | None = None  # "TYPE schema.name" → normalised definition
     unlogged: set[str] = field(default_factory=set)  # UNLOGGED tables/sequences: not in physical copies
@@ -107,13 +111,14 @@ class Difference:
 
 
 # ------------------------------------------------------------------------------------------- measuring
-def hash_query(objects: Iterable[tuple[str, str, str]]) -> "Any":
-    """One UNION ALL over every table, sequence and the large objects: one round trip per database."""
+def hash_query(objects: Iterable[tuple[str, ...]]) -> "Any":
+    """One UNION ALL over every table, sequence and the large objects: one round trip per database.
+    objects: (kind, schema, name[, label]); label (default "schema.name") keys the object in the snapshot."""
     from psycopg import sql
 
     parts = []
-    for kind, schema, name in objects:
-        label = sql.Literal(f"{schema}.{name}")
+    for kind, schema, name, *rest in objects:
+        label = sql.Literal(rest[0] if rest else f"{schema}.{name}")
         if kind == "table":
             parts.append(sql.SQL("SELECT 'table'::text, {}::text, count(*)::bigint, " + ROW_HASH +
                                  " FROM ONLY {} t").format(label, sql.Identifier(schema, name)))
@@ -149,8 +154,8 @@ def read_content(conn: "psycopg.Connection", database: str | None = None) -> Sna
     try:
         pin_settings(conn)
         catalog = conn.execute(CATALOG_SQL).fetchall()
-        snap.unlogged = {f"{r[1]}.{r[2]}" for r in catalog if r[3]}
-        q = hash_query([(r[0], r[1], r[2]) for r in catalog])
+        snap.unlogged = {r[4] for r in catalog if r[3]}
+        q = hash_query([(r[0], r[1], r[2], r[4]) for r in catalog])
         rows = conn.execute(q).fetchall() if q is not None else []
     except psycopg.errors.InsufficientPrivilege as e:
         raise ContentUnreadable(f"{db}: {str(e).strip().splitlines()[0]}") from None

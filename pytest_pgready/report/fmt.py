@@ -96,8 +96,19 @@ def value_text(v: Any) -> str:
     return json.dumps(v, indent=2, ensure_ascii=False, default=str)
 
 
+# C0 and C1 control characters but tab, newline and carriage return (whitespace, collapsed by one_line), and DEL.
+# Quoted identifiers may hold them (quote_ident keeps them): printed raw, ESC [2J clears a terminal and
+# ESC ] sets its title, so renderers show them as \xNN instead.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Control characters as visible `\\x1b` escapes; everything else unchanged."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def one_line(text: Any, limit: int | None = None) -> str:
-    s = " ".join(str(text or "").split())
+    s = " ".join(printable(str(text or "")).split())
     if limit is not None and len(s) > limit:
         s = s[: max(0, limit - 1)] + "…"
     return s

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 from ..scoring import worklist
 from .charts import category_chart, fmt, metric_charts
-from .fmt import (STATUS_LABEL, gate_text, num, objects_of, one_line, pct, plain_title, remedy_of, topology_text,
-                  value_text, verdict_word)
+from .fmt import (STATUS_LABEL, gate_text, num, objects_of, one_line, pct, plain_title, printable, remedy_of,
+                  topology_text, value_text, verdict_word)
 
 MAX_OBJECTS = 50
 _SKIP_EVIDENCE = ("objects", "remedy")
@@ -24,8 +24,11 @@ def _env():
 
     from ..plugin import shipped_dir
 
+    def finalize(value: Any) -> Any:  # control characters in names (ESC, BEL …) shown as \xNN, never raw
+        return printable(value) if isinstance(value, str) and not hasattr(value, "__html__") else value
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(shipped_dir("reports"))), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize)
     env.filters["num"] = num
     env.filters["pct"] = pct
     return env

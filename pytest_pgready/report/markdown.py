@@ -23,6 +23,7 @@ _ICON = {"pass": "✅", "fail": "❌", "error": "💥", "na": "➖", "waived": "
 def md(text: Any, limit: int | None = 300) -> str:
     """Escape a value for a Markdown table cell (one line, no HTML, no column breaks)."""
     s = one_line(text, limit)
+    s = s.replace("\\", "\\\\")  # first: a name's backslash must not undo the escapes below
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
     return s.replace("`", "\\`").replace("*", "\\*").replace("_", "\\_").replace("[", "\\[")
 

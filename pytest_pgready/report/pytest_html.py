@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .fmt import STATUS_LABEL, gate_text, num, pct, value_text, verdict_word
+from .fmt import STATUS_LABEL, gate_text, num, pct, printable, value_text, verdict_word
 
 _results: dict[str, dict[str, Any]] = {}  # nodeid → pgready result dict (set on the teardown report)
 
@@ -40,7 +40,7 @@ def evidence_html(result: dict[str, Any]) -> str:
         lines.append(f"{k}: {value_text(v)}")
     for k, v in (result.get("metrics") or {}).items():
         lines.append(f"metric {k}: {value_text(v)}")
-    return f'<div class="pgready-evidence">{escape(chr(10).join(lines))}</div>'
+    return f'<div class="pgready-evidence">{escape(printable(chr(10).join(lines)))}</div>'
 
 
 def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: Any) -> None:

@@ -94,9 +94,10 @@ def test_segment_numbers():
 
 
 def test_effective_timeouts_precedence():
-    rows = [("0", "statement_timeout", ["app|mydb|statement_timeout=5s", "app||statement_timeout=30s"], "postgres"),
+    rows = [("0", "statement_timeout", [["app", "mydb", "statement_timeout=5s", "app", "mydb"],
+                                        ["app", "", "statement_timeout=30s", "app", ""]], "postgres"),
             ("1min", "idle_in_transaction_session_timeout", None, "postgres"),
-            ("0", "lock_timeout", ["|mydb|lock_timeout=2s"], "postgres")]
+            ("0", "lock_timeout", [["", "mydb", "lock_timeout=2s", "", "mydb"]], "postgres")]
     eff = config.effective_timeouts(rows, "app")
     assert eff["statement_timeout"][0] == "5s" and "IN DATABASE mydb" in eff["statement_timeout"][1]
     assert eff["idle_in_transaction_session_timeout"] == ("1min", "server")
@@ -104,9 +105,19 @@ def test_effective_timeouts_precedence():
 
 
 def test_effective_timeouts_unknown_when_connected_role_masks_server_value():
-    rows = [("10s", "statement_timeout", ["monitor||statement_timeout=10s"], "monitor")]
+    rows = [("10s", "statement_timeout", [["monitor", "", "statement_timeout=10s"]], "monitor")]
     assert config.effective_timeouts(rows, "app")["statement_timeout"][0] is None
     assert config.effective_timeouts(rows, "monitor")["statement_timeout"][0] == "10s"
+
+
+def test_effective_timeouts_hostile_role_and_database_names():
+    """Names are compared raw ('|' and '=' are no separators) and shown as the server quoted them."""
+    role, db = 'app "r|le\';x', "my|db=1"
+    rows = [("0", "statement_timeout", [[role, db, "statement_timeout=5s", '"app ""r|le\';x"', '"my|db=1"'],
+                                        [role, "", "statement_timeout=30s", '"app ""r|le\';x"', ""]], "postgres")]
+    eff = config.effective_timeouts(rows, role)
+    assert eff["statement_timeout"] == ("5s", 'ALTER ROLE "app ""r|le\';x" IN DATABASE "my|db=1"')
+    assert config.effective_timeouts(rows, "app")["statement_timeout"] == ("0", "server")
 
 
 # ------------------------------------------------------------------------------------------ security
