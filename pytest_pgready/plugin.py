@@ -127,6 +127,7 @@ class RunState:
         self.settings = settings
         self.results: dict[str, list[dict[str, Any]]] = {}
         self.selected: dict[str, CheckSpec] = {}
+        self.deselected: set[str] = set()
         self.target: dict[str, Any] = {}
         self.report: dict[str, Any] | None = None
         self.started = time.time()
@@ -162,6 +163,13 @@ class RunState:
             if spec.category in suites:
                 self.selected.setdefault(spec.id, spec)
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Checks a user left out (-k, -m, --deselect) are reported as such, not as unimplemented."""
+        for item in items:
+            spec = check_spec(item)
+            if spec is not None:
+                self.deselected.add(spec.id)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == RESULT_KEY:
@@ -188,7 +196,7 @@ class RunState:
             else:
                 results.append(CheckResult(cid, spec.title, spec.category, spec.severity,
                                            self.settings.weight_for(cid, SEVERITY_WEIGHTS[spec.severity]),
-                                           "na", summary=_not_run_reason(spec, session)))
+                                           "na", summary=_not_run_reason(spec, session, cid in self.deselected)))
         try:
             from .report import build_report, write_reports
 
@@ -245,9 +253,11 @@ def _in_shipped(item: pytest.Item) -> bool:
         return False
 
 
-def _not_run_reason(spec: CheckSpec, session: pytest.Session) -> str:
+def _not_run_reason(spec: CheckSpec, session: pytest.Session, deselected: bool = False) -> str:
     if session.shouldstop or session.shouldfail:
         return "not run: the session stopped early"
+    if deselected:
+        return "not run: left out of this run (-k, -m or --deselect)"
     return f"not implemented in pytest-pgready yet ({spec.kind} check)"
 
 
