@@ -39,13 +39,18 @@ def _proc_start_time(pid: int) -> str | None:
         return None
 
 
-def new_run_dir() -> Path:
-    """A fresh directory for one cluster, tagged with its owner so a later run can reap it."""
+def new_run_dir(*, private: bool = False) -> Path:
+    """A fresh directory for one cluster, tagged with its owner so a later run can reap it (kill what runs
+    inside it, remove it). `private`: for processes of our own user holding secrets (a load run's DSN
+    file): mode 0700 and ours, never handed to the service user."""
     reap()
     d = base_dir() / "run" / secrets.token_hex(4)
-    d.mkdir(mode=0o755)
+    d.mkdir(mode=0o700 if private else 0o755)
     (d / "owner.json").write_text(json.dumps({"pid": os.getpid(), "start": _proc_start_time(os.getpid())}))
-    service_user().chown(d)
+    if private:
+        d.chmod(0o700)  # whatever the umask did
+    else:
+        service_user().chown(d)
     return d
 
 

@@ -3,9 +3,10 @@
 Why out of process: Locust monkey-patches the interpreter with gevent, which must never happen to the
 pytest process. The child gets the DSN through a 0600 file named in its environment (never argv: `ps`
 shows argv to everyone), runs for warm-up + duration, and the master writes one JSON result per worker
-into a private temp dir. Every run is bounded: Locust's own stop, Locust's -t as a second net, and a
-hard deadline after which the whole process group is killed. The group is killed on every exit path
-(return, exception, KeyboardInterrupt), so no load process outlives the run.
+into a private (0700) sandbox run dir. Every run is bounded: Locust's own stop, Locust's -t as a second net,
+and a hard deadline after which the whole process group is killed. The group is killed on every exit path
+(return, exception, KeyboardInterrupt), so no load process outlives the run; if this process dies without
+cleaning up (SIGKILL), the next run's reaper kills the Locust processes still in the run dir and removes it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cluster.sandbox import free_port, new_run_dir, remove_dir
 from . import hdr
 from .locustfiles import LoadError, check_locustfile
 
@@ -226,9 +227,10 @@ def run_load(spec: LoadSpec, dsn: str, *, allow_remote: bool = False,
     procs: list[subprocess.Popen] = []
     logs = []
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="pgready-load-") as tmp:
-        run_dir = Path(tmp)
-        run_dir.chmod(0o700)
+    # a sandbox run dir, not a temp dir: tagged with our pid, so if pytest dies without cleaning up (SIGKILL)
+    # the next run's reaper kills the orphaned Locust processes (their cwd is in it) and removes the DSN file
+    run_dir = new_run_dir(private=True)
+    try:
         dsn_file = run_dir / "dsn"
         fd = os.open(dsn_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -239,14 +241,10 @@ def run_load(spec: LoadSpec, dsn: str, *, allow_remote: bool = False,
         try:
             port = None
             if spec.workers or spec.remote_workers:
-                from ..cluster.sandbox import free_port
-
                 port = spec.master_port or free_port()
                 roles = ["master"] + ["worker"] * spec.workers
             else:
                 if spec.processes > 1:  # --processes: a master and forked workers talking over a port of ours
-                    from ..cluster.sandbox import free_port
-
                     port = free_port()
                 roles = ["standalone"]
             for i, role in enumerate(roles):
@@ -285,6 +283,8 @@ def run_load(spec: LoadSpec, dsn: str, *, allow_remote: bool = False,
             raise LoadError(f"{expected - len(results)} of {expected} load workers sent no result",
                             "a worker crashed or lost its master: see its log")
         return merge_results(results, spec, time.monotonic() - started)
+    finally:
+        remove_dir(run_dir)
 
 
 def _package_root() -> Path:
