@@ -5,9 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 REPORT ?= pgready-report
 # CI runs the heavy drills with fewer trials; `make demo` and `make bench` run them at full strength.
-PYTEST_ARGS ?=
+# Two xdist workers: most of a test's time is spent waiting on servers, so 2 cores carry two streams
+# (every cluster has its own ports and run dir; timing-sensitive checks calibrate against the machine).
+PYTEST_ARGS ?= -n 2 --durations=25
 
-.PHONY: all setup system demo test test-unit test-integration bench clean
+.PHONY: all setup system demo test test-unit test-integration bench flakes clean
 
 all: test
 
@@ -32,10 +34,13 @@ test: setup system
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 test-unit: setup
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit -n 2
 
 bench: setup system
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+flakes: setup system
+	$(BIN)/python scripts/flakes.py --runs 5
+
 clean:
-	rm -rf $(REPORT) .pytest_cache build dist *.egg-info
+	rm -rf $(REPORT) pgready-flakes .pytest_cache build dist *.egg-info

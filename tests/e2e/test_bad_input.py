@@ -180,3 +180,22 @@ def test_bad_input_against_a_server_is_one_clear_line(case: Case, tmp_path: Path
 
 def test_corpus_is_large_enough():
     assert len(CASES) >= 30
+
+
+def corpus_table() -> str:
+    """The corpus as the Markdown table of docs/reliability.md (paste it there when CASES changes)."""
+    rows = ["| # | case | input | the one line says |", "|---|---|---|---|"]
+    for i, c in enumerate(CASES, 1):
+        parts = [f"`{' '.join(c.args)}`"] if c.args else []
+        if c.toml:
+            parts.append("TOML `" + c.toml.strip().replace("\n", "; ") + "`")
+        if c.needs:
+            parts.append(f"({c.needs})")
+        cell = " ".join(parts).replace("|", "\\|")
+        rows.append(f"| {i} | {c.name} | {cell} | {c.expect.replace('|', chr(92) + '|')} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_reliability_doc_lists_every_case():
+    doc = (ROOT / "docs" / "reliability.md").read_text()
+    assert corpus_table() in doc, "docs/reliability.md: regenerate the corpus table with corpus_table()"
