@@ -5,7 +5,7 @@
 Generates about --mb MB of data in a local cluster (in the server, with generate_series), then
 times side by side in one run:
   (a) bare:  pg_dump -Fc, then pg_restore into a fresh database;
-  (b) drill: the BKP001 drill (pytest_pgready.drills.backup.logical_round_trip): the dump in an
+  (b) drill: the BKP001 drill (pytest_pgready.drills.backup_logical.logical_round_trip): the dump in an
       exported snapshot with the source checksums computed concurrently, pg_restore -j, then the
       restored checksums and both schemas compared.
 Prints seconds, MB/s and the ratio b/a (the target is <= 1.5). Both restore into the same already
@@ -45,7 +45,7 @@ def rows_for(mb: float) -> dict[str, int]:
 
 def bare(scratch, source, db: str, work: Path) -> tuple[float, float]:
     """pg_dump -Fc + pg_restore into a fresh database: the baseline (no verification)."""
-    from pytest_pgready.drills.backup import create_restore_db, dsn_of, socket_dsn, source_pgpass
+    from pytest_pgready.drills.toolrun import create_restore_db, dsn_of, socket_dsn, source_pgpass
 
     env = {"PGPASSFILE": str(source_pgpass(scratch, source.primary))}
     out = work / "bare.pgc"
@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_pgready.cluster.binaries import find_postgres
     from pytest_pgready.cluster.local import provision_local
-    from pytest_pgready.drills.backup import MB, logical_round_trip
+    from pytest_pgready.drills.backup_logical import logical_round_trip
     from pytest_pgready.drills.scratch import scratch_instance
+    from pytest_pgready.drills.toolrun import MB
     from pytest_pgready.settings import build
 
     settings = build({}, None, None)

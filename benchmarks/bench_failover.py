@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from pytest_pgready.cluster.local import provision_local
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_crash import crash_drill
     from pytest_pgready.drills.oracle import percentile
+    from pytest_pgready.drills.rejoin import rejoin
     from pytest_pgready.settings import build
+
 
     settings = build({"pg_version": args.major}, None, None)
     settings.values.update(failover_writers=args.writers, client_query_timeout_s=2, resume_timeout_seconds=30,
@@ -46,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'trial':>5} {'gap_s':>7} {'server_s':>8} {'client_s':>8} {'detect_s':>8} {'promote_s':>9} "
               f"{'resol_ms':>8} {'lost':>4} {'rejoin_s':>8}")
         for i in range(args.trials):
-            run = fo.crash_drill(cluster, settings, paths=("multihost",), first_id=1 + 100 * i)
+            run = crash_drill(cluster, settings, paths=("multihost",), first_id=1 + 100 * i)
             v = run.verdict
-            rj = fo.rejoin(cluster, run.failover.old, run.failover.new, fallback=True) if i + 1 < args.trials else {}
+            rj = rejoin(cluster, run.failover.old, run.failover.new, fallback=True) if i + 1 < args.trials else {}
             gaps.append(v.write_gap_s)
             resolutions.append(v.resolution_s)
             print(f"{i + 1:>5} {v.write_gap_s:>7.3f} {v.server_gap_s:>8.3f} {v.client_gap_s:>8.3f} "

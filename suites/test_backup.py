@@ -1,6 +1,6 @@
 """backup suite: a backup counts when it has been restored and the restored data proven identical (BKP001–BKP005).
 
-The procedures live in pytest_pgready.drills.backup; a module-scoped lab shares the expensive parts:
+The procedures live in pytest_pgready.drills.backup_* (BackupLab in drills.backup); a module-scoped lab shares the expensive parts:
 one logical round trip (BKP001, BKP004's seed data, BKP005) and one base backup of the target
 (BKP002, BKP003, BKP005). BKP001 also runs on a read-only external target: it only reads from it
 and restores into a local scratch instance.
@@ -17,6 +17,7 @@ import pytest
 def backup_lab(pgready_cluster, pgready_settings) -> Iterator[Any]:
     from pytest_pgready.drills.backup import BackupLab
 
+
     lab = BackupLab(pgready_cluster, pgready_settings)
     try:
         yield lab
@@ -27,6 +28,7 @@ def backup_lab(pgready_cluster, pgready_settings) -> Iterator[Any]:
 def _na_if_unreadable(record: Any, call: Any) -> Any:
     """Run a drill step; a role that cannot read everything makes the check na (never a partial pass)."""
     from pytest_pgready.drills.content import ContentUnreadable
+
 
     try:
         return call()
@@ -80,12 +82,14 @@ def test_bkp001_logical_round_trip(backup_lab, pgready_record) -> None:
 @pytest.mark.pgready(id="BKP002")
 def test_bkp002_physical_round_trip(backup_lab, pgready_cluster_factory, pgready_record) -> None:
     """pg_basebackup → pg_verifybackup → start the copy → amcheck → checksums equal the source's."""
-    from pytest_pgready.drills import backup as bk
+    from pytest_pgready.drills.backup_physical import incremental_round_trip
+    from pytest_pgready.drills.toolrun import DrillError
+
 
     rec = pgready_record
     try:
         r = _na_if_unreadable(rec, backup_lab.physical)
-    except bk.DrillError as e:
+    except DrillError as e:
         msg = str(e)
         if "replication" in msg and ("permission" in msg or "must be" in msg or "no pg_hba.conf entry" in msg):
             rec.na(f"this role cannot take a base backup ({msg[:200]}): grant it REPLICATION and allow it in "
@@ -116,9 +120,10 @@ def test_bkp002_physical_round_trip(backup_lab, pgready_cluster_factory, pgready
         if cluster.bin.major >= 17:
             from pytest_pgready.drills.scratch import bare_host
 
+
             host = bare_host(cluster.bin)
             try:
-                inc = bk.incremental_round_trip(cluster, host)
+                inc = incremental_round_trip(cluster, host)
             finally:
                 host.close()
             rec.add(incremental={"postgresql": cluster.bin.version, "verified": inc.verified,
@@ -160,22 +165,24 @@ def test_bkp003_corruption_is_detected(backup_lab, pgready_record) -> None:
 @pytest.mark.pgready(id="BKP004")
 def test_bkp004_user_backup_tools(backup_lab, pgready_settings, pgready_cluster_factory, pgready_record) -> None:
     """Your own backup_command and restore_command_line round-trip the data exactly."""
-    from pytest_pgready.drills import backup as bk
+    from pytest_pgready.drills.backup_logical import seed_from_logical
+    from pytest_pgready.drills.backup_tools import PLACEHOLDERS, user_tools_round_trip
     from pytest_pgready.drills.scratch import scratch_instance
+
 
     rec, s = pgready_record, pgready_settings
     missing = [k for k in ("backup_command", "restore_command_line") if not getattr(s, k)]
     if missing:
         rec.na(f"no {' / '.join(missing)} configured: set backup_command and restore_command_line in "
-               f"[tool.pgready] (placeholders {', '.join('{' + p + '}' for p in bk.PLACEHOLDERS)}) to prove your "
+               f"[tool.pgready] (placeholders {', '.join('{' + p + '}' for p in PLACEHOLDERS)}) to prove your "
                f"own tooling")
     logical = _na_if_unreadable(rec, backup_lab.logical)
     source = pgready_cluster_factory(replicas=0, archive=True, init_sql=False)
-    seed_errors = bk.seed_from_logical(source, logical)
+    seed_errors = seed_from_logical(source, logical)
     scratch = scratch_instance(s, source.bin)
     try:
-        r = bk.user_tools_round_trip(source, "app", scratch, s.backup_command, s.restore_command_line,
-                                     s.backup_command_timeout_s)
+        r = user_tools_round_trip(source, "app", scratch, s.backup_command, s.restore_command_line,
+                                  s.backup_command_timeout_s)
     finally:
         scratch.close()
     runs = {k: {"seconds": round(v.seconds, 3), "exit": v.returncode, "output": v.output}
@@ -201,7 +208,9 @@ def test_bkp005_restore_time_within_rto(backup_lab, pgready_cluster, pgready_set
     Throughput comes from the verified restores of this run (BKP001 logical, BKP002 physical); the
     fastest verified method is projected onto the size of every database of the target. Scored on the
     SLO curve with target = RTO/2 (0.9) and limit = RTO (0.5); above the RTO the check fails."""
-    from pytest_pgready.drills import backup as bk
+    from pytest_pgready.drills.backup_rto import cluster_size, project_restore
+    from pytest_pgready.drills.toolrun import MB
+
 
     rec, rto = pgready_record, float(pgready_settings.rto_seconds)
     if rto <= 0:
@@ -218,8 +227,8 @@ def test_bkp005_restore_time_within_rto(backup_lab, pgready_cluster, pgready_set
             why.append(f"{method}: not verified (see BKP001/BKP002)")
         elif r.restore_mb_s > 0:
             rates[method] = r.restore_mb_s
-    size = bk.cluster_size(pgready_cluster.primary)
-    p = bk.project_restore(size, rates)
+    size = cluster_size(pgready_cluster.primary)
+    p = project_restore(size, rates)
     rec.add(database_bytes=size, measured_mb_s=p.rates, excluded=why, rto_seconds=rto)
     if not p.rates:
         rec.na("no verified restore to measure throughput from: " + "; ".join(why))
@@ -227,9 +236,9 @@ def test_bkp005_restore_time_within_rto(backup_lab, pgready_cluster, pgready_set
     rec.slo("projected_restore_seconds", round(p.projected_seconds, 3), rto / 2, rto, report=True)
     rec.add(method=p.method)
     if p.projected_seconds > rto:
-        rec.fail(f"restoring {size / bk.MB:,.0f} MB at {p.mb_s:,.1f} MB/s ({p.method}) takes "
+        rec.fail(f"restoring {size / MB:,.0f} MB at {p.mb_s:,.1f} MB/s ({p.method}) takes "
                  f"{p.projected_seconds:,.0f}s > RTO {rto:,.0f}s", objects=[p.method],
                  remedy="faster restores (parallel pg_restore -j, physical backups, faster storage) or a standby "
                         "to fail over to instead of restoring")
-    rec.summary(f"restore of {size / bk.MB:,.1f} MB projected at {p.projected_seconds:,.1f}s "
+    rec.summary(f"restore of {size / MB:,.1f} MB projected at {p.projected_seconds:,.1f}s "
                 f"({p.mb_s:,.1f} MB/s, {p.method}) ≤ RTO {rto:,.0f}s")

@@ -29,6 +29,7 @@ def _cluster(factory: Any, **kw: Any) -> Any:
 def _toxiproxy_cluster(factory: Any, rec: Any, **kw: Any) -> Any:
     from pytest_pgready import faults
 
+
     cluster = _cluster(factory, toxiproxy=True, **kw)
     if cluster.toxiproxy is None:
         rec.na(faults.toxiproxy_reason(cluster))
@@ -48,8 +49,10 @@ def test_fo001_kill_promote_resume(pgready_cluster_factory, pgready_settings, pg
     multi-host DSN resume. The write gap — the larger of the server's (consecutive committed_at on the new
     primary) and the client's (last acknowledgement before → first after) — p95 over K trials ≤ RTO.
     Between trials the old primary rejoins with pg_rewind (pg_basebackup if that fails)."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_crash import crash_drill
     from pytest_pgready.drills.oracle import percentile
+    from pytest_pgready.drills.rejoin import rejoin
+
 
     rec, s = pgready_record, pgready_settings
     rto = float(s.rto_seconds)
@@ -60,7 +63,7 @@ def test_fo001_kill_promote_resume(pgready_cluster_factory, pgready_settings, pg
     trials: list[dict[str, Any]] = []
     problems: list[str] = []
     for i in range(s.failover_trials):
-        run = fo.crash_drill(cluster, s, paths=("multihost",), first_id=1 + 100 * i)
+        run = crash_drill(cluster, s, paths=("multihost",), first_id=1 + 100 * i)
         v = run.verdict
         gap = v.write_gap_s
         trials.append({"trial": i + 1, "write_gap_s": _r(gap), "server_gap_s": _r(v.server_gap_s),
@@ -75,7 +78,7 @@ def test_fo001_kill_promote_resume(pgready_cluster_factory, pgready_settings, pg
         gaps.append(gap)
         _durability(rec, run)
         if i + 1 < s.failover_trials:
-            rj = fo.rejoin(cluster, run.failover.old, run.failover.new, method="rewind", fallback=True)
+            rj = rejoin(cluster, run.failover.old, run.failover.new, method="rewind", fallback=True)
             trials[-1]["rejoin"] = {k: rj.get(k) for k in ("method", "seconds", "error")}
             if rj.get("error"):
                 problems.append(f"trial {i + 1}: the old primary could not rejoin: {rj['error']}")
@@ -105,12 +108,14 @@ def test_fo002_sync_loses_no_acknowledged_write(pgready_cluster_factory, pgready
     """On a cluster declared synchronous, the standby stops receiving WAL for failover_stall_seconds, the
     primary is killed, the standby promoted: no acknowledged write may be missing. Commits cancelled while
     waiting for the standby, and commits whose connection broke, are 'unknown', never acknowledged."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_crash import crash_drill
+    from pytest_pgready.drills.replication import server_settings
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory, sync=True)
-    declared = fo.server_settings(cluster.primary, ("synchronous_standby_names", "synchronous_commit"))
-    run = fo.crash_drill(cluster, s, paths=("multihost",), stall_s=s.failover_stall_seconds)
+    declared = server_settings(cluster.primary, ("synchronous_standby_names", "synchronous_commit"))
+    run = crash_drill(cluster, s, paths=("multihost",), stall_s=s.failover_stall_seconds)
     v = run.verdict
     rec.add(declared=declared, **run.evidence())
     _durability(rec, run)
@@ -134,11 +139,12 @@ def test_fo003_async_loss_within_rpo(pgready_cluster_factory, pgready_settings, 
     """On an asynchronous cluster the standby stops receiving WAL for failover_stall_seconds (the lag the RPO
     must cover), the primary is killed: the acknowledged writes missing on the new primary are counted,
     their span in seconds and the WAL between the fork point and the last lost write (a lower bound)."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_crash import crash_drill
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory)
-    run = fo.crash_drill(cluster, s, paths=("multihost",), stall_s=s.failover_stall_seconds)
+    run = crash_drill(cluster, s, paths=("multihost",), stall_s=s.failover_stall_seconds)
     v = run.verdict
     rec.add(**run.evidence())
     _durability(rec, run)
@@ -167,11 +173,13 @@ def test_fo004_partition(pgready_cluster_factory, pgready_settings, pgready_reco
     maybe not on the standby — and is counted unknown, never acknowledged.
     Asynchronous phase (synchronous_standby_names = ''), with outage_wal_mb of WAL written meanwhile:
     the standby catches up after the heal within replica_catchup_timeout_s."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_partition import partition_drill
+    from pytest_pgready.drills.replication import slot_name
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _toxiproxy_cluster(pgready_cluster_factory, rec, sync=True, archive=False)
-    phases = fo.partition_drill(cluster, s)
+    phases = partition_drill(cluster, s)
     rec.add(phases=[p.evidence() for p in phases],
             note="archive recovery is off in this drill: it measures what streaming retention covers")
     problems, objects = [], []
@@ -183,7 +191,7 @@ def test_fo004_partition(pgready_cluster_factory, pgready_settings, pgready_reco
     problems += [f"sync: {p}" for p in sync.problems]
     if asyn.catchup_s is None:
         problems.append(f"async: the standby did not catch up after the partition (slot {asyn.slot_status})")
-        objects.append(f"replication slot {fo.slot_name(cluster.replicas[0])}: wal_status {asyn.slot_status}")
+        objects.append(f"replication slot {slot_name(cluster.replicas[0])}: wal_status {asyn.slot_status}")
     if asyn.catchup_s is not None:
         rec.metric("partition_catchup_seconds", round(asyn.catchup_s, 3))
     if problems:
@@ -201,11 +209,12 @@ def test_fo005_frozen_primary_is_fenced(pgready_cluster_factory, pgready_setting
     """The primary is frozen (SIGSTOP); it is detected, fenced (fence_command, else pgready SIGKILLs it),
     a standby is promoted, the old primary thawed. Through every client path (direct, multi-host,
     pooler) the old primary must acknowledge no write executed after the promotion began."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_fence import fence_drill
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory, pgbouncer=True)
-    run = fo.fence_drill(cluster, s)
+    run = fence_drill(cluster, s)
     rec.add(**run.evidence())
     rec.metric("split_brain_acknowledged_writes", len(run.violations))
     if run.violations:
@@ -225,12 +234,14 @@ def test_fo006_old_primary_rejoins(pgready_cluster_factory, pgready_settings, pg
     """After a crash with a stalled standby (so the old primary holds writes the new timeline does not),
     the old primary is rewound with pg_rewind, rejoins as a standby and streams; its content then equals
     the new primary's (row counts and checksums of every table, sequences)."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_crash import crash_drill
+    from pytest_pgready.drills.rejoin import convergence, rejoin
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory)
-    run = fo.crash_drill(cluster, s, paths=("multihost",), stall_s=max(0.2, s.failover_stall_seconds))
-    rj = fo.rejoin(cluster, run.failover.old, run.failover.new, method="rewind", fallback=False)
+    run = crash_drill(cluster, s, paths=("multihost",), stall_s=max(0.2, s.failover_stall_seconds))
+    rj = rejoin(cluster, run.failover.old, run.failover.new, method="rewind", fallback=False)
     rec.add(failover=run.failover.evidence(), rejoin=rj,
             diverged_writes_discarded=len(run.verdict.lost))
     if rj.get("error"):
@@ -238,7 +249,7 @@ def test_fo006_old_primary_rejoins(pgready_cluster_factory, pgready_settings, pg
                  remedy="pg_rewind needs wal_log_hints = on (or data checksums), full_page_writes = on, and the "
                         "WAL since the fork on both sides")
     rec.metric("rejoin_seconds", rj.get("seconds"))
-    diffs = fo.convergence(run.failover.new, run.failover.old, timeout=s.replica_catchup_timeout_s)
+    diffs = convergence(run.failover.new, run.failover.old, timeout=s.replica_catchup_timeout_s)
     if diffs:
         rec.fail(f"the rejoined node's data differs from the new primary's: {diffs[0]}", objects=diffs[:50])
     rec.summary(f"{run.failover.old.name} rewound and streaming in {rj['seconds']:.2f}s; content identical "
@@ -253,11 +264,12 @@ def test_fo007_client_faults_surface_as_errors(pgready_cluster_factory, pgready_
     each get an answer or an error within max_time_to_error_seconds. TCP keepalives and tcp_user_timeout
     do not fire while a proxy or a hung server keeps the socket alive, and statement_timeout counts server
     time only: connect_timeout and a client-side deadline are what bound these faults."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_clients import client_fault_drill
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _toxiproxy_cluster(pgready_cluster_factory, rec, replicas=0)
-    probes = fo.client_fault_drill(cluster, s)
+    probes = client_fault_drill(cluster, s)
     bound = s.max_time_to_error_seconds
     rec.add(probes=[p.evidence() for p in probes], bound_s=bound, client_conninfo=s.client_conninfo,
             client_query_timeout_s=s.client_query_timeout_s)
@@ -278,8 +290,10 @@ def test_fo008_planned_switchover(pgready_cluster_factory, pgready_settings, pgr
     standby to receive its shutdown checkpoint), the standby promoted, the old primary rejoins for the
     next trial. Nothing acknowledged may be lost, and the write gap p95 must stay within
     switchover_gap_seconds."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_crash import crash_drill
     from pytest_pgready.drills.oracle import percentile
+    from pytest_pgready.drills.rejoin import rejoin
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory)
@@ -288,7 +302,7 @@ def test_fo008_planned_switchover(pgready_cluster_factory, pgready_settings, pgr
     lost: list[str] = []
     problems: list[str] = []
     for i in range(s.failover_trials):
-        run = fo.crash_drill(cluster, s, paths=("multihost",), planned=True, first_id=1 + 100 * i)
+        run = crash_drill(cluster, s, paths=("multihost",), planned=True, first_id=1 + 100 * i)
         v = run.verdict
         trials.append({"trial": i + 1, "write_gap_s": _r(v.write_gap_s), "server_gap_s": _r(v.server_gap_s),
                        "client_gap_s": _r(v.client_gap_s), "acknowledged": v.acknowledged, "lost": len(v.lost),
@@ -300,7 +314,7 @@ def test_fo008_planned_switchover(pgready_cluster_factory, pgready_settings, pgr
             break
         gaps.append(v.write_gap_s)
         if i + 1 < s.failover_trials:
-            rj = fo.rejoin(cluster, run.failover.old, run.failover.new, method="rewind", fallback=True)
+            rj = rejoin(cluster, run.failover.old, run.failover.new, method="rewind", fallback=True)
             trials[-1]["rejoin"] = {k: rj.get(k) for k in ("method", "seconds", "error")}
             if rj.get("error"):
                 problems.append(f"trial {i + 1}: the old primary could not rejoin: {rj['error']}")
@@ -331,12 +345,13 @@ def test_fo009_clients_reach_new_primary(pgready_cluster_factory, pgready_settin
     """After the primary is killed and a standby promoted, clients using a multi-host DSN
     (target_session_attrs=read-write) and clients through PgBouncer must write on the new primary within
     resume_timeout_seconds. With promote_command, repointing PgBouncer is your HA tool's job."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_crash import crash_drill
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory, pgbouncer=True)
     paths = ("multihost", "pooler") if cluster.pooler is not None else ("multihost",)
-    run = fo.crash_drill(cluster, s, paths=paths)
+    run = crash_drill(cluster, s, paths=paths)
     rec.add(**run.evidence())
     if cluster.pooler is None:
         rec.add(pooler="PgBouncer is not installed here: only the multi-host path was drilled")
@@ -359,17 +374,20 @@ def test_pool005_pooler_after_failover(pgready_cluster_factory, pgready_settings
     """Pooled clients connect and go idle; the primary is killed, a standby promoted and the old primary
     rejoins as a standby (so its address now answers read-only). Then no client through PgBouncer may get
     'read-only transaction' errors, and every idle client must write again within resume_timeout_seconds."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.failover_crash import crash_drill
+    from pytest_pgready.drills.failover_pooler import idle_clients, pooled_after_failover
+    from pytest_pgready.drills.rejoin import rejoin
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory, pgbouncer=True)
     if cluster.pooler is None:
         rec.na("PgBouncer is not installed (apt-get install -y pgbouncer): nothing to drill")
-    idle = fo.idle_clients(cluster, 4)
+    idle = idle_clients(cluster, 4)
     try:
-        run = fo.crash_drill(cluster, s, paths=("pooler",))
-        rj = fo.rejoin(cluster, run.failover.old, run.failover.new, method="rewind", fallback=True)
-        after = fo.pooled_after_failover(cluster, s, idle, first_id=500)
+        run = crash_drill(cluster, s, paths=("pooler",))
+        rj = rejoin(cluster, run.failover.old, run.failover.new, method="rewind", fallback=True)
+        after = pooled_after_failover(cluster, s, idle, first_id=500)
     finally:
         for c in idle:
             try:
@@ -397,11 +415,12 @@ def test_pool005_pooler_after_failover(pgready_cluster_factory, pgready_settings
 def test_rep005_killed_replica_catches_up(pgready_cluster_factory, pgready_settings, pgready_record) -> None:
     """A replica is SIGKILLed while writers commit and outage_wal_mb of WAL is written; after its restart it
     must replay everything the primary had written by then within replica_catchup_timeout_s."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.replica_outage import replica_restart_drill
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory, archive=False)
-    run = fo.replica_restart_drill(cluster, s)
+    run = replica_restart_drill(cluster, s)
     rec.add(down_seconds=run.down_s, wal_written_while_down_mb=run.wal_written_mb, slot_wal_status=run.slot_status,
             problems=run.problems, note="archive recovery is off in this drill: it measures streaming retention")
     if run.catchup_s is not None:
@@ -421,11 +440,13 @@ def test_rep006_stopped_replica_slot_invalidated(pgready_cluster_factory, pgread
     """A replica is stopped and WAL written (segment switches + checkpoints): its slot must be invalidated
     (wal_status 'lost') at max_slot_wal_keep_size, and the primary must keep accepting writes. A declared
     limit above 256 MB is scaled down to 32 MB for the drill (said in the evidence); -1 (unbounded) fails."""
-    from pytest_pgready.drills import failover as fo
+    from pytest_pgready.drills.replica_outage import slot_limit_drill
+    from pytest_pgready.drills.replication import slot_name
+
 
     rec, s = pgready_record, pgready_settings
     cluster = _cluster(pgready_cluster_factory, archive=False)
-    run = fo.slot_limit_drill(cluster, s)
+    run = slot_limit_drill(cluster, s)
     rec.add(declared_max_slot_wal_keep_size=("-1 (unbounded)" if run.declared_mb is None else f"{run.declared_mb}MB"),
             drill_limit=run.drill_limit, scaled_down=run.scaled, wal_status_by_mb_written=run.statuses,
             primary_writable=run.writable, write_error=run.write_error or None)
@@ -437,7 +458,7 @@ def test_rep006_stopped_replica_slot_invalidated(pgready_cluster_factory, pgread
         last = run.statuses[-1][1] if run.statuses else "?"
         rec.fail(f"the stopped replica's slot still retains WAL after {run.wal_written_mb:g} MB "
                  f"(wal_status {last}, limit {run.drill_limit}): a dead standby can fill the primary's disk",
-                 objects=[f"replication slot {fo.slot_name(cluster.replicas[0])}"],
+                 objects=[f"replication slot {slot_name(cluster.replicas[0])}"],
                  remedy="set max_slot_wal_keep_size to what the WAL volume can hold (e.g. '50GB'), never -1")
     rec.summary(f"slot invalidated after {run.invalidated_after_mb:.0f} MB of WAL (limit {run.drill_limit}"
                 f"{', scaled down from the declared value' if run.scaled else ''}); the primary stayed writable")

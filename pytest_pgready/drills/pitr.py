@@ -25,8 +25,9 @@ from typing import Any
 
 from ..cluster import config as conf
 from ..cluster.local import LocalCluster, LocalNode
-from .backup import BaseBackup, lsn_int, take_base_backup
+from .backup_physical import BaseBackup, take_base_backup
 from .scratch import add_copy, copy_tree, discard, log_lines, wait_ready
+from .toolrun import lsn_int
 
 MARKER_TABLE = "pgready_pitr_marker"
 RESTORE_POINT = "pgready_after_marker_3"

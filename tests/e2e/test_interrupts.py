@@ -64,9 +64,9 @@ def _say(text):
 
 def pytest_configure(config):
     from pytest_pgready import faults
-    from pytest_pgready.drills import failover
+    from pytest_pgready.drills import failover_crash
 
-    kill, drill = faults.kill_postmaster, failover.crash_drill
+    kill, drill = faults.kill_postmaster, failover_crash.crash_drill
 
     def kill_postmaster(node):
         t = kill(node)
@@ -83,7 +83,7 @@ def pytest_configure(config):
         _say("DRILL finished")
         return out
 
-    faults.kill_postmaster, failover.crash_drill = kill_postmaster, crash_drill
+    faults.kill_postmaster, failover_crash.crash_drill = kill_postmaster, crash_drill
 '''
 
 

@@ -1,7 +1,7 @@
 """BKP001–BKP005 on real servers: each check passes on a healthy cluster and fails when broken on purpose.
 
 The checks run in-process exactly as the suite runs them (the suite functions are called with real
-clusters and a real Record); the procedures in pytest_pgready.drills.backup do the work.
+clusters and a real Record); the procedures in pytest_pgready.drills.backup_* do the work.
 """
 
 from __future__ import annotations
@@ -230,7 +230,8 @@ def test_bkp003_passes_when_both_layers_catch_corruption(lab) -> None:
 
 @pytest.mark.integration
 def test_bkp003_fails_without_data_and_manifest_checksums(factory) -> None:
-    from pytest_pgready.drills.backup import BackupLab, disable_data_checksums
+    from pytest_pgready.drills.backup import BackupLab
+    from pytest_pgready.drills.backup_corruption import disable_data_checksums
 
     c = factory(archive=False, init_sql=False)
     with c.primary.connect() as conn:
@@ -259,7 +260,7 @@ def test_bkp004_na_without_commands() -> None:
 
 
 def test_bkp004_command_templates_are_quoted_and_checked() -> None:
-    from pytest_pgready.drills.backup import render_command
+    from pytest_pgready.drills.backup_tools import render_command
 
     line = render_command("pg_dump -d {dsn} -f {backup_dir}/x {{literal}}",
                           {"dsn": "host=/tmp/a b port=5", "backup_dir": "/tmp/it's"})
@@ -293,7 +294,7 @@ def test_bkp004_fails_when_restore_silently_restores_nothing(lab, factory) -> No
 @pytest.mark.integration
 def test_bkp004_physical_tools_are_verified_as_a_started_instance(source, lab) -> None:
     """A restore command that writes a data directory into {target_dir}: pgready starts it and compares."""
-    from pytest_pgready.drills.backup import user_tools_round_trip
+    from pytest_pgready.drills.backup_tools import user_tools_round_trip
 
     r = user_tools_round_trip(source, "app", lab.scratch(),
                               "pg_basebackup -d {dsn} -D {backup_dir}/base -X stream -c fast",

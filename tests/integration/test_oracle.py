@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from pytest_pgready import faults
-from pytest_pgready.drills import failover as fo
 from pytest_pgready.drills.oracle import ACK, SYNC_CANCEL_NOTE, UNKNOWN, analyze, create_table, read_rows
+from pytest_pgready.drills.replication import quiesce, stop_walreceiver
 from pytest_pgready.drills.writers import write_sequence
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def _prepare(cluster: Any) -> tuple[Any, Any]:
     primary, standby = cluster.primary, cluster.replicas[0]
     with primary.connect() as c:
         create_table(c)
-    fo.quiesce(primary, standby)
+    quiesce(primary, standby)
     return primary, standby
 
 
@@ -64,7 +64,7 @@ def test_planted_loss_async_walreceiver_stopped(cluster_factory) -> None:
     """The process-fault variant the FO002/FO003 drills use when Toxiproxy is absent."""
     cluster = cluster_factory(replicas=1, pgbouncer=False, toxiproxy=False, archive=False)
     primary, standby = _prepare(cluster)
-    fo.stop_walreceiver(standby)
+    stop_walreceiver(standby)
     attempts = write_sequence(primary.dsn(), 3, N, deadline_s=5)
     _crash_and_promote(cluster, primary, standby)
     v = _verdict(standby, attempts, 3)
