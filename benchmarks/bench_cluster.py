@@ -70,7 +70,7 @@ def main() -> None:
     for name, vals in rows.items():
         med = statistics.median(vals)
         print(f"  {name:<52} {med:6.2f} s   ratio {med / base:4.2f}   (min {min(vals):.2f}, max {max(vals):.2f})")
-    print(f"  target: pgready primary + replica + pgbouncer ratio <= 2.5")
+    print("  target: pgready primary + replica + pgbouncer ratio <= 2.5")
     print(f"  peak RSS of the plugin process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
 
 

@@ -91,7 +91,7 @@ def main() -> None:
 def _throughput(a: argparse.Namespace, cluster: object, script: str, procs: int, harness) -> None:  # noqa: ANN001
     runners = [("pgbench", None), (f"harness {procs}p", procs)] + ([("harness 1p", 1)] if procs > 1 else [])
     rows: list[dict[str, float | None]] = []
-    print(f"1. Throughput at saturation (req/s; ratio = harness / pgbench of the same round)")
+    print("1. Throughput at saturation (req/s; ratio = harness / pgbench of the same round)")
     head = f"   {'round':<6}" + "".join(f"{n:>14}" for n, _ in runners) + "".join(
         f"{'ratio ' + n.split()[1]:>12}" for n, p in runners if p)
     print(head)

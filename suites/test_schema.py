@@ -411,7 +411,7 @@ def test_sch006_no_timestamp_without_time_zone(pgready_conn, pgready_record, pgr
 # ---------------------------------------------------------------------------------- SCH007 / SCH008
 # numeric-like columns that are not keys (ids are neither money nor quantities); names are matched in
 # Python (matching_pattern: whole words, not substrings)
-_NUMERIC_COLUMNS = f"""
+_NUMERIC_COLUMNS = """
           FROM t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
           LEFT JOIN final_base fb ON fb.typid = a.atttypid
           JOIN pg_catalog.pg_type bt ON bt.oid = coalesce(fb.base, a.atttypid)

@@ -258,7 +258,7 @@ def compare(source: Snapshot, restored: Snapshot, *, tables: Iterable[str] | Non
             fmt = lambda v: "missing" if v is None else f"last_value={v[0]} is_called={str(v[1]).lower()}"
             out.append(Difference("sequence", name, f"source {fmt(a2)}, restored {fmt(b2)}"))
     if source.large_objects != restored.large_objects:
-        (na, ca), (nb, cb) = source.large_objects, restored.large_objects
+        (na, _), (nb, _) = source.large_objects, restored.large_objects
         detail = f"{na} in source, {nb} restored" if na != nb else f"contents differ ({na} objects)"
         out.append(Difference("large_objects", "pg_largeobject", detail))
     if source.schema is not None and restored.schema is not None:
