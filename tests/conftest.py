@@ -33,6 +33,14 @@ def _majors() -> list[Any]:
     return [found[m] for m in sorted(found)]
 
 
+def lowest_major() -> Any:
+    """The lowest selected major, for tests of the harness rather than of the server (load, interrupts)."""
+    majors = _majors()
+    if not majors:
+        pytest.skip("no PostgreSQL installed")
+    return majors[0]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "pg_bins" in metafunc.fixturenames:
         bins = _majors()

@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +64,10 @@ def _drill_major() -> int:
     return majors[0]
 
 
-@dataclass
-class Run:
-    exit_code: int
-    output: str
-    report: dict[str, Any] | None
-    report_dir: Path
+from conftest import PgReadyRun  # noqa: E402
 
-    def check(self, cid: str) -> dict[str, Any]:
-        assert self.report is not None, f"no readiness.json; output:\n{self.output[-4000:]}"
-        for c in self.report["checks"]:
-            if c["id"] == cid:
-                return c
-        raise KeyError(cid)
 
+class Run(PgReadyRun):
     def expect(self, cid: str, status: str) -> dict[str, Any]:
         c = self.check(cid)
         assert c["status"] == status, (f"{cid}: {c['status']} ({c['summary']})\n"

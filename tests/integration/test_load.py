@@ -33,17 +33,9 @@ class SleepUser(PgUser):
 
 
 def _load_bins() -> Any:
-    from pytest_pgready.cluster.binaries import all_postgres
+    from conftest import lowest_major
 
-    found: dict[int, Any] = {}
-    for b in all_postgres():
-        found.setdefault(b.major, b)
-    want = os.environ.get("PGREADY_TEST_MAJORS")
-    if want:
-        found = {m: b for m, b in found.items() if str(m) in {x.strip() for x in want.split(",")}}
-    if not found:
-        pytest.skip("no PostgreSQL installed")
-    return found[min(found)]
+    return lowest_major()
 
 
 def _major() -> str:
