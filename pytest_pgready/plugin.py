@@ -189,7 +189,7 @@ class RunState:
         from .aggregate import merge_results
 
         results: list[CheckResult] = []
-        for cid, spec in self.selected.items():
+        for cid, spec in self._selected_everywhere().items():
             got = self.results.get(cid)
             if got:
                 results.append(merge_results([CheckResult.from_dict(d) for d in got]))
@@ -211,6 +211,19 @@ class RunState:
             return
         if self.settings.fail_under is not None:
             session.exitstatus = 0 if self.report["gate"]["passed"] else 1
+
+    def _selected_everywhere(self) -> dict[str, CheckSpec]:
+        """Under xdist the controller collects nothing: its selection is the catalogue's checks of the chosen
+        suites plus every check a worker reported (user checks, checks run by another suite's marker)."""
+        selected = dict(self.selected)
+        for spec in CATALOG.values():
+            if spec.category in self.settings.suite:
+                selected.setdefault(spec.id, spec)
+        for cid, got in self.results.items():
+            if cid not in selected and got:
+                d = got[0]
+                selected[cid] = CheckSpec(cid, d["category"], d["severity"], "S", d["title"])
+        return selected
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if self.report is None:

@@ -341,6 +341,7 @@ SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.backend_type
        a.backend_type IS NULL AND a.query = '<insufficient privilege>'
 FROM pg_stat_activity a LEFT JOIN pg_stat_ssl s ON s.pid = a.pid
 WHERE a.pid <> pg_backend_pid() AND a.usesysid IS NOT NULL
+  AND a.application_name IS DISTINCT FROM 'pytest-pgready'  -- pgready's own, from every xdist worker
   AND (a.backend_type IN ('client backend', 'walsender') OR a.backend_type IS NULL)
 """
 
