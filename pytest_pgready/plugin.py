@@ -269,7 +269,9 @@ def _in_shipped(item: pytest.Item) -> bool:
 def _not_run_reason(spec: CheckSpec, session: pytest.Session, deselected: bool = False) -> str:
     if session.shouldstop or session.shouldfail:
         return "not run: the session stopped early"
-    if deselected:
+    opt = session.config.option
+    # under xdist the deselection happens in the workers: the controller only sees that a filter was given
+    if deselected or getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or getattr(opt, "deselect", None):
         return "not run: left out of this run (-k, -m or --deselect)"
     return f"not implemented in pytest-pgready yet ({spec.kind} check)"
 

@@ -29,3 +29,10 @@ def test_under_xdist_the_controller_writes_one_report_with_every_check(pg_cluste
     assert parallel.output.count("pgready: score") == 1  # one summary line, from the controller
     assert sorted(p.name for p in parallel.report_dir.iterdir()) == ["readiness.html", "readiness.json",
                                                                       "readiness.md"]
+
+
+def test_deselected_check_under_xdist_says_why(pg_cluster, run_pgready) -> None:
+    run = run_pgready("--pgready-dsn", pg_cluster.primary.dsn(), "--pgready-suite", "schema", "-n", "2",
+                      "-k", "not test_sch001_tables_have_primary_key")
+    assert run.report is not None, run.output[-2000:]
+    assert "left out of this run" in run.check("SCH001")["summary"]
