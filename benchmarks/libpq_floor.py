@@ -16,8 +16,13 @@ import random
 import sys
 import time
 
+from pathlib import Path
+
 import psycopg
 from psycopg import pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pytest_pgready.workload.pgbench import _percentile_ms  # noqa: E402  (the same nearest rank as pgbench's side)
 
 QUERY = b"SELECT val FROM pgready_load.accounts WHERE aid = $1"
 
@@ -37,7 +42,7 @@ def main() -> None:
     t0 = time.perf_counter()
     steady, stop = t0 + a.warmup, t0 + a.warmup + a.seconds
     nxt, i, prev_end = t0, 0, t0
-    lat: list[float] = []
+    lat: list[int] = []  # µs, like pgbench's log
     first = last = None
     while True:
         nxt += interval
@@ -56,17 +61,13 @@ def main() -> None:
         if res.status != pq.ExecStatus.TUPLES_OK:
             sys.exit(f"query failed: {res.error_message.decode(errors='replace')}")
         if start >= steady:
-            lat.append(end - start)
-            first = first if first is not None else time.time() - (end - start)
+            lat.append(round((end - start) * 1e6))
+            first = first if first is not None else time.time() - lat[-1] / 1e6
             last = time.time()
     for c in conns:
         c.close()
-    lat.sort()
-
-    def pct(p: float) -> float:
-        return round(lat[max(0, min(len(lat) - 1, -(-len(lat) * p // 100) - 1))] * 1000, 3)
-
-    print(json.dumps({"n": len(lat), "rps": len(lat) / a.seconds, "p50": pct(50), "p95": pct(95), "p99": pct(99),
+    pct = {f"p{p}": _percentile_ms(lat, p) for p in (50, 95, 99)}
+    print(json.dumps({"n": len(lat), "rps": len(lat) / a.seconds, **pct,
                       "window": [first, last]}))
 
 
