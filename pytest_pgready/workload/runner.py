@@ -95,6 +95,7 @@ class LoadResult:
     err_total: int
     wall_s: float
     window_epoch: tuple[float, float] | None = None  # the steady window in epoch seconds (first start, last end)
+    start_lag_ms: dict[str, float] | None = None  # open model: how late on-time arrivals went on the wire
 
     @property
     def error_rate(self) -> float:
@@ -115,7 +116,8 @@ class LoadResult:
                 "requests_incl_warmup": self.ok_total, "errors_incl_warmup": self.err_total,
                 "by_query": {k: {"requests": v["ok"], "errors": v["err"], "latency_ms": v["latency_ms"]}
                              for k, v in self.labels.items()},
-                "error_messages": [f"{n}× {m}" for m, n in top]}
+                "error_messages": [f"{n}× {m}" for m, n in top],
+                **({"harness_start_lag_ms": self.start_lag_ms} if self.start_lag_ms else {})}
 
 
 def _check_target(dsn: str, allow_remote: bool, timeout: int) -> None:
@@ -324,6 +326,7 @@ def merge_results(results: list[dict[str, Any]], spec: LoadSpec, wall_s: float) 
     for r in results:
         for m, c in r.get("errors", {}).items():
             errors[m] = errors.get(m, 0) + c
+    lags = [r["start_lag"] for r in results if r.get("start_lag")]
     starts = [r["t0_epoch"] + spec.warmup_s for r in results if "t0_epoch" in r]
     ends = [r["t0_epoch"] + spec.warmup_s + r.get("window_s", 0.0) for r in results if "t0_epoch" in r]
     return LoadResult(model=results[0].get("model", "closed"), users=spec.users, rate=spec.rate,
@@ -331,4 +334,5 @@ def merge_results(results: list[dict[str, Any]], spec: LoadSpec, wall_s: float) 
                       window_s=max(r.get("window_s", 0.0) for r in results), throughput_rps=round(rps, 2),
                       hist=hist, labels=label_out, per_second=per_second, errors=errors,
                       ok_total=sum(r["ok_total"] for r in results), err_total=sum(r["err_total"] for r in results),
-                      wall_s=round(wall_s, 2), window_epoch=(min(starts), max(ends)) if starts else None)
+                      wall_s=round(wall_s, 2), window_epoch=(min(starts), max(ends)) if starts else None,
+                      start_lag_ms=hdr.summary_ms(hdr.merge(lags)) if lags else None)

@@ -107,11 +107,115 @@ def test_open_model_holds_its_rate_and_counts_from_the_schedule(load_cluster, tm
                     load_cluster.primary.dsn())
     assert calm.model == "open" and calm.throughput_rps == pytest.approx(20, rel=0.2), calm.evidence()
     assert calm.latency_ms["p95"] < 150, calm.latency_ms
+    lag = calm.evidence()["harness_start_lag_ms"]  # how late on-time arrivals went out: reported, not hidden
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"], lag
     # 2 users can serve ~40 req/s of 50 ms requests; 80/s arrive: the queue grows all run long
     swamped = run_load(LoadSpec(lf, users=2, duration_s=2.5, warmup_s=0.5, rate=80, extra={"sleep_s": 0.05}),
                        load_cluster.primary.dsn())
     assert swamped.throughput_rps < 50
     assert swamped.latency_ms["p99"] > 500, swamped.latency_ms  # a closed model would report ~50 ms here
+
+
+LONE_WAIT_LOCUSTFILE = """
+import json, time
+import gevent, psycopg
+from locust import task
+from locust.exception import RescheduleTask, StopUser
+from pytest_pgready.workload import user as U
+from pytest_pgready.workload.user import PgUser
+
+class LoneUser(PgUser):
+    @task
+    def probe(self):
+        out = {"budget_s": U.ALONE_WAIT_S}
+        fired = []
+        due = time.perf_counter() + 0.005
+        gevent.spawn_later(0.005, lambda: fired.append(time.perf_counter()))
+        self.sql("slow", "SELECT pg_sleep(0.2)")  # alone in flight: blocks for the budget at most, then yields
+        out["timer_late_s"] = fired[0] - due if fired else None
+        with self.transaction("tx") as cur:  # the cursor path (psycopg's wait replaced by pgready's)
+            cur.execute("SELECT 1")
+        try:
+            self.sql("div", "SELECT 1 / 0")
+        except RescheduleTask:
+            pass
+        out["in_flight_after_error"] = U._in_flight
+        other = psycopg.connect(U._read_dsn(), autocommit=True)
+        t0 = time.perf_counter()
+        g = gevent.spawn(other.execute, "SELECT pg_sleep(0.3)")
+        gevent.sleep(0)  # the other request is in flight first: this one must not block
+        self.sql("pair", "SELECT pg_sleep(0.3)")
+        g.get(timeout=5)
+        out["pair_s"] = time.perf_counter() - t0
+        other.close()
+        out["in_flight_at_end"] = U._in_flight
+        before = U._hub_waits  # a greenlet ready to run: this request must not keep it waiting
+        gevent.spawn(lambda: None)
+        self.sql("queued", "SELECT 1")
+        out["hub_waits_with_one_queued"] = U._hub_waits - before
+        out["waited_alone_of_5"] = 0  # nothing else to run: a fast answer is waited for alone
+        for _ in range(5):
+            before = U._hub_waits
+            self.sql("lone", "SELECT 1")
+            out["waited_alone_of_5"] += U._hub_waits == before
+        with open(self.spec["out"], "w") as f:
+            json.dump(out, f)
+        raise StopUser()
+"""
+
+
+def test_a_lone_request_blocks_the_process_for_the_budget_at_most(load_cluster, tmp_path):
+    """A request alone in flight waits in the kernel, not through gevent's hub: bounded by ALONE_WAIT_S
+    (a timer due meanwhile fires about that late, not after the 200 ms query), never taken when another
+    request is in flight (two 300 ms queries overlap) or a greenlet is ready to run, and the in-flight
+    count survives errors."""
+    import json
+
+    out = tmp_path / "out.json"
+    run_load(LoadSpec(_locustfile(tmp_path, LONE_WAIT_LOCUSTFILE), users=1, duration_s=3, warmup_s=0,
+                      extra={"out": str(out)}), load_cluster.primary.dsn())
+    got = json.loads(out.read_text())
+    assert got["budget_s"] <= 0.005 and got["timer_late_s"] is not None, got
+    assert got["timer_late_s"] < 0.1, got  # blocked for the whole query would be ~0.195 s
+    assert got["pair_s"] < 0.5, got  # serialised would be >= 0.6 s
+    assert got["in_flight_after_error"] == 0 and got["in_flight_at_end"] == 0, got
+    assert got["hub_waits_with_one_queued"] == 1 and got["waited_alone_of_5"] >= 1, got
+
+
+FAIR_LOCUSTFILE = """
+import json
+from locust import events, task
+from pytest_pgready.workload.user import PgUser
+
+counts = {}
+
+class FairUser(PgUser):
+    @task
+    def one(self):
+        self.sql("one", "SELECT 1")
+        counts[id(self)] = counts.get(id(self), 0) + 1
+
+@events.test_stop.add_listener
+def _out(environment, **_):
+    from pytest_pgready.workload import user
+    with open(json.loads(environment.parsed_options.pgready_spec)["out"], "w") as f:
+        json.dump({"counts": sorted(counts.values()), "hub_waits": user._hub_waits}, f)
+"""
+
+
+def test_closed_model_users_share_the_process(load_cluster, tmp_path):
+    """A user whose fast query was answered while it waited alone has not let anyone else run: it must
+    yield before its next task, or in the closed model one user keeps the process to itself until a
+    query outlasts ALONE_WAIT_S (requests then go one at a time, nearly all waiting alone)."""
+    import json
+
+    out = tmp_path / "counts.json"
+    run_load(LoadSpec(_locustfile(tmp_path, FAIR_LOCUSTFILE), users=4, duration_s=2, warmup_s=0,
+                      extra={"out": str(out)}), load_cluster.primary.dsn())
+    got = json.loads(out.read_text())
+    counts = got["counts"]
+    assert len(counts) == 4 and counts[0] >= 0.2 * counts[-1], got
+    assert got["hub_waits"] >= 0.5 * sum(counts), got  # mostly several in flight at once
 
 
 def test_master_and_two_local_workers(load_cluster):
