@@ -715,9 +715,10 @@ class PgUser(User):
         if self._sched is not None:  # the first request of an open-model arrival carries its queueing delay
             s, self._sched = min(self._sched, now), None
             return s
-        if self._planned is not None:
+        if self._planned is not None:  # recorded before the clock starts, not inside it
             _rec.late_start(self._planned, now)
             self._planned = None
+            return time.perf_counter()
         return now
 
     def _report(self, label: str, start: float, end: float, exc: BaseException | None) -> None:
