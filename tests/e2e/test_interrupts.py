@@ -102,6 +102,10 @@ def _wait(pred: Callable[[], Any], timeout: float, interval: float = 0.02) -> An
         time.sleep(interval)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -124,8 +128,11 @@ class Run:
         if config is not None:
             (tmp_path / "pgready.toml").write_text(config)
             argv += ["--pgready-config", str(tmp_path / "pgready.toml")]
+        # a shell that starts the suite in the background without job control ignores SIGINT in every
+        # child (an inherited SIG_IGN, which Python keeps): give the run under test the default back
         self.proc = subprocess.Popen(argv + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, text=True, cwd=tmp_path, env=env)
+                                     stdin=subprocess.DEVNULL, text=True, cwd=tmp_path, env=env,
+                                     preexec_fn=_default_sigint)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
