@@ -117,11 +117,15 @@ def _alone(loop: Any) -> bool:
     return _in_flight == 1 and callbacks is not None and not len(callbacks) and not loop.pendingcnt
 
 
-def _wait_alone(gen: Any, s: int, fd: int, poller: Any) -> int:
-    """Drive `gen` with blocking polls while the budget lasts; return the state still to wait for.
-    StopIteration (the answer is in) propagates to the caller."""
+def _wait_alone(gen: Any, s: int, fd: int, loop: Any) -> int:
+    """When `_alone`, drive `gen` with blocking polls while the budget lasts; return the state still to
+    wait for through the hub. StopIteration (the answer is in) propagates to the caller."""
+    if ALONE_WAIT_S <= 0 or not _alone(loop):
+        return s
     deadline = time.perf_counter() + ALONE_WAIT_S
-    mask = 0
+    poller = _original_poll()
+    poller.register(fd, _POLL_MASK[s])
+    mask = _POLL_MASK[s]
     while (left := deadline - time.perf_counter()) > 0:
         if _POLL_MASK[s] != mask:
             mask = _POLL_MASK[s]
@@ -142,11 +146,7 @@ def _gevent_wait(gen: Any, fileno: int, *args: Any, **kwargs: Any) -> Any:
     new_io = hub.loop.io
     _in_flight += 1
     try:
-        s = next(gen)
-        if ALONE_WAIT_S > 0 and _alone(hub.loop):
-            poller = _original_poll()
-            poller.register(fileno, _POLL_MASK[s])
-            s = _wait_alone(gen, s, fileno, poller)
+        s = _wait_alone(gen, next(gen), fileno, hub.loop)
         _hub_waits += 1
         while True:
             watcher = new_io(fileno, s)  # psycopg's Wait.R/W/RW are libev's READ/WRITE bits
@@ -462,7 +462,6 @@ class _Statements:
         self.seq = 0
         self.hub = get_hub()
         self.watcher: Any = None  # one libev io watcher for the connection's socket, reused for every wait
-        self.poller: Any = None  # and one unpatched poll object for waiting alone (ALONE_WAIT_S)
         self.fd = -1
 
     def close(self) -> None:
@@ -480,17 +479,11 @@ class _Statements:
                 w.close()
             w = self.watcher = self.hub.loop.io(fd, 1)
             self.fd = fd
-            self.poller = None
         hub = self.hub
         global _in_flight, _hub_waits
         _in_flight += 1
         try:
-            s = next(gen)
-            if ALONE_WAIT_S > 0 and _alone(hub.loop):
-                if self.poller is None:
-                    self.poller = _original_poll()
-                    self.poller.register(fd, _POLL_MASK[s])
-                s = _wait_alone(gen, s, fd, self.poller)
+            s = _wait_alone(gen, next(gen), fd, hub.loop)
             _hub_waits += 1
             while True:
                 if w.events & 3 != s:
