@@ -93,11 +93,13 @@ def main() -> None:
 
 
 def _throughput(a: argparse.Namespace, cluster: object, script: str, procs: int, harness) -> None:  # noqa: ANN001
-    runners = [("pgbench", None), (f"harness {procs}p", procs)] + ([("harness 1p", 1)] if procs > 1 else [])
+    runners: list[tuple[str, int | None]] = [("pgbench", None), (f"harness {procs}p", procs)]
+    runners += [("harness 1p", 1)] if procs > 1 else []
+    runners += [(f"floor {procs}p", -procs)]  # negative: benchmarks/gevent_floor.py with that many processes
     rows: list[dict[str, float | None]] = []
     print("1. Throughput at saturation (req/s; ratio = harness / pgbench of the same round)")
     head = f"   {'round':<6}" + "".join(f"{n:>14}" for n, _ in runners) + "".join(
-        f"{'ratio ' + n.split()[1]:>12}" for n, p in runners if p)
+        f"{'ratio ' + n.replace('harness ', ''):>15}" for n, p in runners if p)
     print(head)
     for r in range(a.rounds):
         order = runners[r % len(runners):] + runners[:r % len(runners)]
@@ -109,6 +111,10 @@ def _throughput(a: argparse.Namespace, cluster: object, script: str, procs: int,
                                  protocol=a.protocol, log=True, sampling_rate=0.02)
                 got[name] = pg.tps
                 lat[name] = (pg.percentile_ms(50), pg.percentile_ms(95))
+            elif p < 0:
+                fl = _gevent_floor(a, cluster, -p)
+                got[name] = fl["rps"]
+                lat[name] = (None, None)
             else:
                 h = harness(p)
                 got[name] = h.throughput_rps
@@ -116,14 +122,17 @@ def _throughput(a: argparse.Namespace, cluster: object, script: str, procs: int,
         rows.append(got)
         ratios = [got[n] / got["pgbench"] for n, p in runners if p]  # type: ignore[operator]
         print(f"   {r + 1:<6}" + "".join(f"{got[n]:>14.0f}" for n, _ in runners)
-              + "".join(f"{x:>11.2f}x" for x in ratios)
-              + "   p50/p95 ms: " + ", ".join(f"{n.split()[-1]} {lat[n][0]}/{lat[n][1]}" for n, _ in runners))
+              + "".join(f"{x:>14.2f}x" for x in ratios)
+              + "   p50/p95 ms: " + ", ".join(f"{n.split()[-1]} {lat[n][0]}/{lat[n][1]}" for n, p in runners
+                                             if p is None or p > 0))
     med = {n: statistics.median(row[n] for row in rows) for n, _ in runners}  # type: ignore[type-var]
     mratio = {n: statistics.median(row[n] / row["pgbench"] for row in rows) for n, p in runners if p}  # type: ignore[operator]
     print(f"   {'median':<6}" + "".join(f"{med[n]:>14.0f}" for n, _ in runners)
-          + "".join(f"{mratio[n]:>11.2f}x" for n, p in runners if p))
+          + "".join(f"{mratio[n]:>14.2f}x" for n, p in runners if p))
     print(f"   pgbench -c {a.clients} -j {min(a.clients, procs)} -M {a.protocol} (2 % of transactions logged); "
-          f"harness: Locust with --processes {procs} (one per core) and a single process")
+          f"harness: Locust with --processes {procs} (one per core) and a single process;\n"
+          f"   floor: {procs} processes of bare greenlets calling libpq (benchmarks/gevent_floor.py: no Locust, "
+          f"no adaptation, no timing), the most any gevent client reaches here")
     print("   target: >= 0.60x with one Locust process per core\n")
 
 
@@ -179,6 +188,18 @@ def _latency(a: argparse.Namespace, cluster: object, script: str, harness) -> No
     fmed = [statistics.median(d[i] for d in floors) for i in range(3)]
     print(f"   {'':<6} {'floor vs pgbench':<24} {'':>10} " + " ".join(f"{x:>+8.1%}" for x in fmed))
     print("   target: p50 and p95 within 25 % (same rule); the floor row is what Python calling libpq costs by itself")
+
+
+def _gevent_floor(a: argparse.Namespace, cluster: object, processes: int) -> dict:
+    """benchmarks/gevent_floor.py: the same clients and duration, the DSN on its stdin."""
+    argv = [sys.executable, str(Path(__file__).with_name("gevent_floor.py")), "--clients", str(a.clients),
+            "--processes", str(processes), "--seconds", str(a.seconds), "--warmup", str(a.warmup),
+            "--accounts", str(a.accounts)]
+    out = subprocess.run(argv, input=cluster.primary.dsn() + "\n", capture_output=True, text=True,  # type: ignore[attr-defined]
+                         timeout=a.warmup + a.seconds + 90)
+    if out.returncode:
+        raise SystemExit(f"bench_load: the gevent floor loop failed: {out.stderr.strip()[-300:]}")
+    return json.loads(out.stdout)
 
 
 def _floor(a: argparse.Namespace, cluster: object) -> dict:

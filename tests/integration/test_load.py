@@ -290,6 +290,13 @@ CASES = [
     ("ddl", "CREATE TEMP TABLE IF NOT EXISTS pgready_t (x int)", None),
     ("dml", "INSERT INTO pgready_t VALUES (%s) RETURNING x, x * 2", (5,)),
     ("empty", "SELECT 1 WHERE false", None),
+    # one statement, parameters of different sizes: psycopg sends int2/int4/int8/numeric, each prepared apart
+    ("int2", "SELECT %s + 1, pg_typeof(%s)::text", (5, 5)),
+    ("int4", "SELECT %s + 1, pg_typeof(%s)::text", (40000, 40000)),
+    ("int8", "SELECT %s + 1, pg_typeof(%s)::text", (2**40, 2**40)),
+    ("numeric", "SELECT %s + 1, pg_typeof(%s)::text", (2**70, 2**70)),
+    ("list", "SELECT %s + 1, pg_typeof(%s)::text", [7, 8]),
+    ("big", "SELECT length(%s)", ("x" * 20_000_000,)),  # more than the socket takes at once: sent in parts
 ]
 state = {"done": False}
 
@@ -311,6 +318,16 @@ class CheckUser(PgUser):
                 ref = cur.fetchall() if cur.description is not None else None
             out[name] = [repr(fast), repr(ref)]
         out["fetch=False"] = [repr(self.sql("nofetch", "SELECT 1", fetch=False)), "None"]
+        heard = []
+        self.conn.add_notify_handler(lambda n: heard.append(n.payload))
+        self.sql("listen", "LISTEN pgready_ch")
+        self.sql("notify", "NOTIFY pgready_ch, 'x'")  # delivered to the connection's handlers, as by a cursor
+        out["notify"] = [repr(heard), repr(["x"])]
+        try:
+            self.sql("arity", CASES[0][1], (1, 2))
+            out["arity"] = ["no error", "error"]
+        except RescheduleTask:
+            pass
         try:
             self.sql("div", "SELECT 1 / %s", (0,))
             out["div"] = ["no error", "error"]
@@ -357,11 +374,12 @@ def test_sql_fast_path_answers_like_a_cursor_and_locust_sees_every_request(load_
     import json
 
     got = json.loads(out.read_text())
-    assert len(got) >= 16 and got["fast path used"] == ["True", "True"], got
+    assert len(got) >= 23 and got["fast path used"] == ["True", "True"], got
     assert {k: v for k, v in got.items() if v[0] != v[1]} == {}, got
-    assert res.err_total == 1 and any("div: DivisionByZero: division by zero" in m for m in res.errors), res.errors
+    assert res.err_total == 2 and any("div: DivisionByZero: division by zero" in m for m in res.errors), res.errors
+    assert any("arity: ProgrammingError: the query has 3 placeholders but 2" in m for m in res.errors), res.errors
     stats = json.loads(stats_out.read_text())
-    assert stats["requests"] == res.ok_total + res.err_total and stats["failures"] == res.err_total == 1, (stats, res)
+    assert stats["requests"] == res.ok_total + res.err_total and stats["failures"] == res.err_total == 2, (stats, res)
     assert stats["div_failures"] == 1 and stats["select1"] > 100
 
 
