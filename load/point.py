@@ -21,4 +21,4 @@ class PointUser(PgUser):
 
     @task
     def point(self) -> None:
-        self.sql("point", POINT, (random.randint(1, self.accounts),))
+        self.sql("point", POINT, (1 + int(random.random() * self.accounts),))  # randint, at a fifth of the cost

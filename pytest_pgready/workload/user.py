@@ -38,6 +38,7 @@ from gevent import monkey
 from gevent.hub import Waiter, get_hub
 from locust import User, events
 from locust.exception import RescheduleTask, StopUser
+from locust.user.task import DefaultTaskSet
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 import locust.stats as locust_stats
 from locust.stats import StatsEntry
@@ -703,7 +704,7 @@ class PgUser(User):
     def on_start(self) -> None:
         ts = getattr(self, "_taskset_instance", None)  # Locust's DefaultTaskSet, created just before on_start
         if ts is not None and "_sleep" not in vars(ts):
-            ts._sleep = self._between_tasks
+            self._shorten_task_loop(ts)
         rate = self.spec.get("rate")
         if rate:
             self._interval = float(self.spec.get("users", 1)) / float(rate)
@@ -722,6 +723,18 @@ class PgUser(User):
             except Exception:
                 pass
             self.conn = None
+
+    def _shorten_task_loop(self, ts: Any) -> None:
+        """Locust's task loop, minus what a PgUser makes constant: its wait_time is always its own method
+        (TaskSet.wait_time would only call it), and a user with a single task gets it without a random
+        choice among one. `_sleep` becomes `_between_tasks`. Each costs a few Python calls a request."""
+        ts._sleep = self._between_tasks
+        if type(ts) is DefaultTaskSet:
+            ts.wait_time = self.wait_time
+            tasks = self.tasks
+            if type(tasks) is list and len(tasks) == 1 and not isinstance(tasks[0], type):
+                only = tasks[0]
+                ts.get_next_task = lambda: only
 
     def _between_tasks(self, seconds: float) -> None:
         """Locust sleeps 0 s between two tasks so the other greenlets get to run; a task that waited for an

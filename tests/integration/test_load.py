@@ -218,6 +218,53 @@ def test_closed_model_users_share_the_process(load_cluster, tmp_path):
     assert got["hub_waits"] >= 0.5 * sum(counts), got  # mostly several in flight at once
 
 
+LOOP_LOCUSTFILE = """
+from locust import TaskSet, constant, task
+from pytest_pgready.workload.user import PgUser
+
+class Nested(TaskSet):
+    @task
+    def inner(self):
+        self.user.sql("nested", "SELECT 1")
+
+class PacedUser(PgUser):
+    weight = 1
+    wait_time = constant(0.1)
+
+    @task
+    def paced(self):
+        self.sql("paced", "SELECT 1")
+
+class NestedUser(PgUser):
+    weight = 1
+    tasks = [Nested]
+
+class WeightedUser(PgUser):
+    weight = 1
+
+    @task(3)
+    def often(self):
+        self.sql("often", "SELECT 1")
+
+    @task(1)
+    def rarely(self):
+        self.sql("rarely", "SELECT 1")
+"""
+
+
+def test_task_loop_shortcuts_keep_locust_semantics(load_cluster, tmp_path):
+    """PgUser shortens Locust's task loop (its own wait_time called directly, a single task without a
+    random choice): a user's own wait_time still paces it, a nested TaskSet still runs, weights still
+    hold."""
+    res = run_load(LoadSpec(_locustfile(tmp_path, LOOP_LOCUSTFILE), users=3, duration_s=2, warmup_s=0),
+                   load_cluster.primary.dsn())
+    n = {k: v["ok"] for k, v in res.labels.items()}
+    assert res.err_total == 0 and set(n) == {"paced", "nested", "often", "rarely"}, n
+    assert 8 <= n["paced"] <= 25, n  # constant(0.1) for ~2 s
+    assert n["nested"] > 200, n
+    assert 2 <= n["often"] / n["rarely"] <= 4.5, n
+
+
 def test_master_and_two_local_workers(load_cluster):
     res = run_load(LoadSpec(builtin("select1"), users=4, duration_s=2, warmup_s=0.5, workers=2),
                    load_cluster.primary.dsn())
