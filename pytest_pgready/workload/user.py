@@ -43,6 +43,8 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 import locust.stats as locust_stats
 from locust.stats import StatsEntry
 
+_LOCUST_BUCKET = locust_stats.bucket_response_time
+
 import psycopg
 import psycopg.waiting
 from psycopg import pq
@@ -257,7 +259,8 @@ class _Recorder:
             lab = self.labels[label] = _Label()
         return lab
 
-    def success(self, label: str, start: float, end: float) -> None:
+    def success(self, label: str, start: float, end: float) -> bool:
+        """Count one success; True once the process's request budget (max_requests) is spent."""
         sec = int(end - self.t0)
         if sec != self.sec:
             self._next_second(sec)
@@ -271,13 +274,15 @@ class _Recorder:
             lab.max_ms = ms
         if ms < lab.min_ms:
             lab.min_ms = ms
-        b = locust_stats.bucket_response_time(ms)  # Locust's percentiles keep its own rounding (replaceable)
+        bucket = locust_stats.bucket_response_time  # Locust's percentiles keep its rounding (replaceable)
+        b = round(ms) if ms < 100 and bucket is _LOCUST_BUCKET else bucket(ms)  # its first branch, inline
         buckets = lab.buckets
         buckets[b] = buckets.get(b, 0) + 1
         if start >= self.window_start and (self.window_end is None or end <= self.window_end):
             hdr.record_us(lab.hist, ms * 1000.0)  # the total is the merge of the labels
             lab.ok += 1
             self.ok += 1
+        return self.ok_total + self.err_total >= self.limit
 
     def late_start(self, planned: float, now: float) -> None:
         """How late the harness put an on-time arrival on the wire (timer slack, another user's lone wait,
@@ -510,8 +515,22 @@ class _Statements:
                     if not ready:
                         deadline = 0.0
                         _hub_waits += 1
-                if not ready:
-                    ready = self._hub_wait(s)
+                if not ready:  # through the hub, on the connection's own watcher
+                    fd = pgconn.socket
+                    w = self.watcher
+                    if w is None or fd != self.fd:
+                        if w is not None:
+                            w.close()
+                        w = self.watcher = self.hub.loop.io(fd, s)
+                        self.fd = fd
+                    elif w.events != s:
+                        w.events = s
+                    waiter = Waiter(self.hub)
+                    w.start(waiter.switch, pass_events=True)
+                    try:
+                        ready = waiter.get() & 3 or s
+                    finally:
+                        w.stop()
                 if ready & 1:
                     try:
                         pgconn.consume_input()
@@ -525,24 +544,6 @@ class _Statements:
             if (handler := pgconn.notify_handler) is not None:
                 handler(n)
         return results
-
-    def _hub_wait(self, s: int) -> int:
-        fd = self.pgconn.socket
-        w = self.watcher
-        if w is None or fd != self.fd:
-            if w is not None:
-                w.close()
-            w = self.watcher = self.hub.loop.io(fd, s)
-            self.fd = fd
-        elif w.events != s:
-            w.events = s
-        waiter = Waiter(self.hub)
-        w.start(waiter.switch, pass_events=True)
-        try:
-            ev = waiter.get()
-        finally:
-            w.stop()
-        return ev & 3 or s
 
     def usable(self, query: Any) -> bool:
         conn = self.conn
@@ -837,7 +838,8 @@ class PgUser(User):
             self._report(label, self._started() if start is None else start, time.perf_counter(), e)
             self._recover()
             raise RescheduleTask() from None
-        self._report(label, start, end, None)
+        if _rec.success(label, start, end):
+            raise StopUser()
         return rows
 
     @contextmanager
