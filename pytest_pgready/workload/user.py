@@ -811,15 +811,17 @@ class PgUser(User):
         """Run one statement as one timed request. A failure is reported under the same name and ends the
         task (RescheduleTask), like an application that gives up on an error."""
         stmts = self._stmts
-        if stmts is None or not stmts.usable(query):  # (an idle, open connection is usable)
+        fast = stmts is not None and stmts.usable(query)  # (only an open connection can be usable)
+        if not fast:
             conn = self.conn
             if conn is None or conn.closed:
                 if not self._connect():
                     raise RescheduleTask()
                 stmts = self._stmts
+                fast = stmts is not None and stmts.usable(query)
         start = None
         try:
-            bound = stmts.bind(query, params) if stmts is not None and stmts.usable(query) else None
+            bound = stmts.bind(query, params) if fast else None  # type: ignore[union-attr]
             # parameters are encoded: from here on it is the database's time
             start = time.perf_counter() if self._sched is None and self._planned is None else self._started()
             if bound is not None:
