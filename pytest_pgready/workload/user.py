@@ -43,8 +43,6 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 import locust.stats as locust_stats
 from locust.stats import StatsEntry
 
-_LOCUST_BUCKET = locust_stats.bucket_response_time
-
 import psycopg
 import psycopg.waiting
 from psycopg import pq
@@ -59,6 +57,7 @@ except ImportError:  # pragma: no cover - a psycopg that moved its internals
 from . import hdr
 
 RESULT_MSG = "pgready_result"
+_LOCUST_BUCKET = locust_stats.bucket_response_time  # Locust's own; a user may replace it (see success())
 FATAL_PREFIX = "PGREADY-FATAL:"
 
 
@@ -450,10 +449,11 @@ class _Statements:
     (~30 µs of CPU a query, as much as libpq and the kernel together). Here each statement is converted
     once (psycopg's own PostgresQuery, so `%s`/`%(name)s` and the adapters behave the same), its
     parameters dumped by psycopg's Transformer, sent with the libpq call of the protocol and answered
-    through psycopg's `execute` generator; rows come from the same Transformer. The protocol on the wire
-    is pgbench's `-M`: prepared = Parse once per statement, then Bind/Describe/Execute/Sync; extended =
-    Parse/Bind/Describe/Execute/Sync with the unnamed statement every time; simple = one Query message
-    with the parameters merged client-side (psycopg's ClientCursor quoting).
+    with the steps of psycopg's `execute` generator (`results()`); rows come from the same Transformer.
+    The protocol on the wire is pgbench's `-M`: prepared = Parse once per statement, then
+    Bind/Describe/Execute/Sync; extended = Parse/Bind/Describe/Execute/Sync with the unnamed statement
+    every time; simple = one Query message with the parameters merged client-side (psycopg's ClientCursor
+    quoting).
 
     Used only in autocommit, outside a transaction or pipeline, with tuple rows and a `str` query;
     anything else goes through a psycopg cursor, and so do new statements past `_MAX_STATEMENTS`. A
@@ -589,7 +589,9 @@ class _Statements:
         """How many `%s` placeholders a server-side-bound statement has (its tuples of parameters can skip
         pgq.dump()'s checks); -1 for named placeholders, client-side binding or an unknown psycopg."""
         parts, order = getattr(pgq, "_parts", None), getattr(pgq, "_order", ())
-        if type(pgq) is not PostgresQuery or parts is None or order is not None or not hasattr(pgq, "_want_formats"):
+        if type(pgq) is not PostgresQuery or parts is None or order is not None:
+            return -1
+        if not hasattr(pgq, "_want_formats") or not hasattr(pgq, "_tx"):
             return -1
         return len(parts) - 1
 
