@@ -149,6 +149,7 @@ class LoneUser(PgUser):
         out["pair_s"] = time.perf_counter() - t0
         other.close()
         out["in_flight_at_end"] = U._in_flight
+        self.sql("warm", "SELECT 1")  # prepared now: the request below is one round trip, one wait phase
         before = U._hub_waits  # a greenlet ready to run: this request must not keep it waiting
         gevent.spawn(lambda: None)
         self.sql("queued", "SELECT 1")
