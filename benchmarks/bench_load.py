@@ -190,28 +190,26 @@ def _latency(a: argparse.Namespace, cluster: object, script: str, harness) -> No
     print("   target: p50 and p95 within 25 % (same rule); the floor row is what Python calling libpq costs by itself")
 
 
-def _gevent_floor(a: argparse.Namespace, cluster: object, processes: int) -> dict:
-    """benchmarks/gevent_floor.py: the same clients and duration, the DSN on its stdin."""
-    argv = [sys.executable, str(Path(__file__).with_name("gevent_floor.py")), "--clients", str(a.clients),
-            "--processes", str(processes), "--seconds", str(a.seconds), "--warmup", str(a.warmup),
-            "--accounts", str(a.accounts)]
+def _child(a: argparse.Namespace, cluster: object, script: str, what: str, *extra: str) -> dict:
+    """One of the floor loops in a child process, with the bench's clients, duration and accounts; the DSN
+    goes on its stdin (never on a command line) and one JSON line comes back."""
+    argv = [sys.executable, str(Path(__file__).with_name(script)), "--clients", str(a.clients), *extra,
+            "--seconds", str(a.seconds), "--warmup", str(a.warmup), "--accounts", str(a.accounts)]
     out = subprocess.run(argv, input=cluster.primary.dsn() + "\n", capture_output=True, text=True,  # type: ignore[attr-defined]
                          timeout=a.warmup + a.seconds + 90)
     if out.returncode:
-        raise SystemExit(f"bench_load: the gevent floor loop failed: {out.stderr.strip()[-300:]}")
+        raise SystemExit(f"bench_load: the {what} loop failed: {out.stderr.strip()[-300:]}")
     return json.loads(out.stdout)
+
+
+def _gevent_floor(a: argparse.Namespace, cluster: object, processes: int) -> dict:
+    """benchmarks/gevent_floor.py at saturation, one process per core like the harness."""
+    return _child(a, cluster, "gevent_floor.py", "gevent floor", "--processes", str(processes))
 
 
 def _floor(a: argparse.Namespace, cluster: object) -> dict:
-    """benchmarks/libpq_floor.py in a child process at the same rate and clients (the DSN on its stdin)."""
-    argv = [sys.executable, str(Path(__file__).with_name("libpq_floor.py")), "--clients", str(a.clients),
-            "--rate", str(a.rate), "--seconds", str(a.seconds), "--warmup", str(a.warmup),
-            "--accounts", str(a.accounts)]
-    out = subprocess.run(argv, input=cluster.primary.dsn() + "\n", capture_output=True, text=True,  # type: ignore[attr-defined]
-                         timeout=a.warmup + a.seconds + 60)
-    if out.returncode:
-        raise SystemExit(f"bench_load: the libpq floor loop failed: {out.stderr.strip()[-300:]}")
-    return json.loads(out.stdout)
+    """benchmarks/libpq_floor.py at the same rate as the harness."""
+    return _child(a, cluster, "libpq_floor.py", "libpq floor", "--rate", str(a.rate))
 
 
 if __name__ == "__main__":
