@@ -73,7 +73,7 @@ def _child(a: argparse.Namespace, dsn: str) -> None:
         watcher = hub.loop.io(pg.socket, 1)
         n = 0
         while (now := time.perf_counter()) < stop:
-            pg.send_query_prepared(b"p", [b"%d" % random.randint(1, a.accounts)])
+            pg.send_query_prepared(b"p", [b"%d" % (1 + int(random.random() * a.accounts))])  # as load/point.py
             while pg.flush():
                 pass
             res = None
