@@ -31,6 +31,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from types import FunctionType
 from typing import Any, Iterator
 
 import gevent
@@ -39,6 +40,9 @@ from gevent.hub import Waiter, get_hub
 from locust import User, events
 from locust.exception import RescheduleTask, StopUser
 from locust.user.task import DefaultTaskSet
+from locust.user.task import LOCUST_STATE_RUNNING as _RUNNING
+from locust.user.task import LOCUST_STATE_STOPPING as _STOPPING
+from locust.user.task import LOCUST_STATE_WAITING as _WAITING
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 import locust.stats as locust_stats
 from locust.stats import StatsEntry
@@ -728,16 +732,43 @@ class PgUser(User):
             self.conn = None
 
     def _shorten_task_loop(self, ts: Any) -> None:
-        """Locust's task loop, minus what a PgUser makes constant: its wait_time is always its own method
-        (TaskSet.wait_time would only call it), and a user with a single task gets it without a random
-        choice among one. `_sleep` becomes `_between_tasks`. Each costs a few Python calls a request."""
-        ts._sleep = self._between_tasks
-        if type(ts) is DefaultTaskSet:
-            ts.wait_time = self.wait_time
-            tasks = self.tasks
-            if type(tasks) is list and len(tasks) == 1 and not isinstance(tasks[0], type):
-                only = tasks[0]
-                ts.get_next_task = lambda: only
+        """Locust's task loop, minus what a PgUser makes constant (each step costs a few Python calls a
+        request, a tenth of the client's CPU together): its wait_time is always its own method; a user
+        with a single task gets it without a random choice among one; a task that is a plain function is
+        called without the TaskSet test (`hasattr(task, "tasks")` raises and catches an AttributeError
+        for every function); the wait between tasks sets the same states (a user stopped while waiting is
+        killed at once, one stopped in a task finishes it) with the user at hand instead of through the
+        `TaskSet.user` property, and sleeps through `_between_tasks`. A nested TaskSet, a TaskSet subclass
+        as the root or a Locust without these internals keeps Locust's own steps."""
+        ts._sleep = between = self._between_tasks
+        queue = getattr(ts, "_task_queue", None)
+        if type(ts) is not DefaultTaskSet or queue is None or self._state != _RUNNING:
+            return
+        ts.wait_time = wait_time = self.wait_time
+        tasks = self.tasks
+        if type(tasks) is list and len(tasks) == 1 and not isinstance(tasks[0], type):
+            only = tasks[0]
+            ts.get_next_task = lambda: only
+        execute_task, user = ts.execute_task, self
+
+        def execute_next_task() -> None:
+            task = queue.popleft()
+            if type(task) is FunctionType:
+                task(user)
+            else:
+                execute_task(task)
+
+        def wait() -> None:
+            if user._state == _STOPPING:
+                raise StopUser()
+            user._state = _WAITING
+            between(wait_time())
+            if user._state == _STOPPING:
+                raise StopUser()
+            user._state = _RUNNING
+
+        ts.execute_next_task = execute_next_task
+        ts.wait = wait
 
     def _between_tasks(self, seconds: float) -> None:
         """Locust sleeps 0 s between two tasks so the other greenlets get to run; a task that waited for an

@@ -220,8 +220,12 @@ def test_closed_model_users_share_the_process(load_cluster, tmp_path):
 
 
 LOOP_LOCUSTFILE = """
-from locust import TaskSet, constant, task
+import json
+import gevent
+from locust import TaskSet, constant, events, task
 from pytest_pgready.workload.user import PgUser
+
+seen = {"states_while_paced_waits": [], "stopping_runs": 0, "stopping_on_stop": 0, "late_runs": 0}
 
 class Nested(TaskSet):
     @task
@@ -235,6 +239,30 @@ class PacedUser(PgUser):
     @task
     def paced(self):
         self.sql("paced", "SELECT 1")
+        gevent.spawn_later(0.05, lambda: seen["states_while_paced_waits"].append(self._state))
+
+class StoppingUser(PgUser):  # asked to stop gracefully during its task: finishes it, then stops
+    weight = 1
+
+    @task
+    def once(self):
+        seen["stopping_runs"] += 1
+        self.sql("once", "SELECT 1")
+        self._state = "stopping"
+
+    def on_stop(self):
+        seen["stopping_on_stop"] += 1
+        super().on_stop()
+
+class LateStopUser(PgUser):  # the same request arriving during the wait after its task: stops after it
+    weight = 1
+    wait_time = constant(0.2)
+
+    @task
+    def late(self):
+        seen["late_runs"] += 1
+        self.sql("late", "SELECT 1")
+        gevent.spawn_later(0.1, setattr, self, "_state", "stopping")
 
 class NestedUser(PgUser):
     weight = 1
@@ -250,17 +278,30 @@ class WeightedUser(PgUser):
     @task(1)
     def rarely(self):
         self.sql("rarely", "SELECT 1")
+
+@events.test_stop.add_listener
+def _out(environment, **_):
+    with open(json.loads(environment.parsed_options.pgready_spec)["out"], "w") as f:
+        json.dump(seen, f)
 """
 
 
 def test_task_loop_shortcuts_keep_locust_semantics(load_cluster, tmp_path):
     """PgUser shortens Locust's task loop (its own wait_time called directly, a single task without a
-    random choice): a user's own wait_time still paces it, a nested TaskSet still runs, weights still
-    hold."""
-    res = run_load(LoadSpec(_locustfile(tmp_path, LOOP_LOCUSTFILE), users=3, duration_s=2, warmup_s=0),
-                   load_cluster.primary.dsn())
+    random choice, a function task called without the TaskSet test, the wait with the user at hand): a
+    user's own wait_time still paces it and marks it waiting, a user asked to stop during its task
+    finishes it and stops, a nested TaskSet still runs, weights still hold."""
+    import json
+
+    out = tmp_path / "seen.json"
+    res = run_load(LoadSpec(_locustfile(tmp_path, LOOP_LOCUSTFILE), users=5, duration_s=2, warmup_s=0,
+                            extra={"out": str(out)}), load_cluster.primary.dsn())
     n = {k: v["ok"] for k, v in res.labels.items()}
-    assert res.err_total == 0 and set(n) == {"paced", "nested", "often", "rarely"}, n
+    seen = json.loads(out.read_text())
+    assert seen["stopping_runs"] == 1 and seen["stopping_on_stop"] == 1 and n.get("once") == 1, (seen, n)
+    assert seen["late_runs"] == 1, seen
+    assert seen["states_while_paced_waits"] and set(seen["states_while_paced_waits"]) == {"waiting"}, seen
+    assert res.err_total == 0 and set(n) == {"paced", "nested", "often", "rarely", "once", "late"}, n
     assert 8 <= n["paced"] <= 25, n  # constant(0.1) for ~2 s
     assert n["nested"] > 200, n
     assert 2 <= n["often"] / n["rarely"] <= 4.5, n
