@@ -186,7 +186,7 @@ def good_scenario(pg_bins: Any, run_pgready: Callable[..., Any]) -> dict[str, An
                 stats_sql, target = checkpoint_stats_sql(pg_bins.major)
                 conn.execute("SELECT pg_stat_reset_shared(%s)", (target,))
                 reset_at = time.monotonic()
-            cfg = toml(app_role="pgready_app", declared_ram="512MB", cache_sample_seconds=1.0, cache_min_reads=50,
+            cfg = toml(app_role="pgready_app", declared_ram="512MB", cache_sample_seconds=2.5, cache_min_reads=50,
                        bloat_min_rows=1000)
             suites = "config,security,health,replication"
             with Loader(c.primary.dsn(), GOOD_LOAD):

@@ -36,7 +36,7 @@ SELECT pg_stat_force_next_flush();
 """
 SICK_CONFIG = dict(max_xact_age_seconds=1, max_idle_in_xact_seconds=1, max_lock_wait_seconds=0.5,
                    max_connection_ratio=0.02, bloat_min_rows=100, max_prepared_xact_age_seconds=1,
-                   max_xmin_horizon_xids=5, cache_sample_seconds=1.0, cache_min_reads=100)
+                   max_xmin_horizon_xids=5, cache_sample_seconds=2.5, cache_min_reads=100)
 BAD_OBJECTS = {
     "HLT001": ["database app: xid age"],
     "HLT002": ["blocks read from outside shared_buffers"],
