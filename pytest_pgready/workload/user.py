@@ -134,13 +134,16 @@ def _kernel_wait(fd: int, s: int, timeout_s: float) -> int:
     return ((ev & ~_POLLOUT) and 1) | ((ev & _POLLOUT) and 2) or s
 
 
+def _alone_until(loop: Any) -> float:
+    """When this request may wait alone in the kernel, the perf_counter() deadline of its budget; else 0."""
+    return time.perf_counter() + ALONE_WAIT_S if ALONE_WAIT_S > 0 and _alone(loop) else 0.0
+
+
 def _wait_alone(gen: Any, s: int, fd: int, loop: Any) -> int:
     """When `_alone`, drive `gen` with blocking polls while the budget lasts; return the state still to
     wait for through the hub. StopIteration (the answer is in) propagates to the caller."""
-    if ALONE_WAIT_S <= 0 or not _alone(loop):
-        return s
-    deadline = time.perf_counter() + ALONE_WAIT_S
-    while (left := deadline - time.perf_counter()) > 0 and (ready := _kernel_wait(fd, s, left)):
+    deadline = _alone_until(loop)
+    while deadline and (left := deadline - time.perf_counter()) > 0 and (ready := _kernel_wait(fd, s, left)):
         s = gen.send(ready)
     return s
 
@@ -293,7 +296,8 @@ class _Recorder:
         if now >= self.window_start and self.window_end is None:
             hdr.record_us(self.start_lag, (now - planned) * 1e6)
 
-    def failure(self, label: str, start: float, end: float, exc: BaseException) -> None:
+    def failure(self, label: str, start: float, end: float, exc: BaseException) -> bool:
+        """Count one failure and keep its message (20 distinct at most); True as for success()."""
         self.err_total += 1
         msg = " ".join(str(exc).split())[:160] or exc.__class__.__name__
         key = f"{label}: {exc.__class__.__name__}: {msg}"
@@ -302,12 +306,7 @@ class _Recorder:
         if start >= self.window_start and (self.window_end is None or end <= self.window_end):
             self._label(label).err += 1
             self.err += 1
-
-    def record(self, label: str, start: float, end: float, exc: BaseException | None) -> None:
-        if exc is None:
-            self.success(label, start, end)
-        else:
-            self.failure(label, start, end, exc)
+        return self.ok_total + self.err_total >= self.limit
 
     def _next_second(self, sec: int) -> None:
         if self.sec_ok:
@@ -512,8 +511,7 @@ class _Statements:
                 ready = 0
                 if deadline:
                     if deadline < 0:
-                        deadline = (time.perf_counter() + ALONE_WAIT_S
-                                    if ALONE_WAIT_S > 0 and _alone(self.hub.loop) else 0.0)
+                        deadline = _alone_until(self.hub.loop)
                     if deadline and (left := deadline - time.perf_counter()) > 0:
                         ready = _kernel_wait(pgconn.socket, s, left)
                     if not ready:
@@ -568,16 +566,15 @@ class _Statements:
             queries[query] = (pgq, self._positional(pgq))
         else:
             pgq, npos = entry
-            if params is None:
-                pass
-            elif type(params) is tuple and len(params) == npos:
-                # what pgq.dump() does once its checks pass (they did at convert(): same query, same shape)
-                tx = pgq._tx
-                pgq.params = tx.dump_sequence(params, pgq._want_formats)
-                pgq.types = tx.types or ()
-                pgq.formats = tx.formats
-            else:
-                pgq.dump(params)
+            if params is not None:
+                if type(params) is tuple and len(params) == npos:
+                    # what pgq.dump() does once its checks pass (they did at convert(): same query and shape)
+                    tx = pgq._tx
+                    pgq.params = tx.dump_sequence(params, pgq._want_formats)
+                    pgq.types = tx.types or ()
+                    pgq.formats = tx.formats
+                else:
+                    pgq.dump(params)
         if self.protocol != "prepared":
             return pgq, None
         skey = (pgq.query, pgq.types)
@@ -831,13 +828,13 @@ class PgUser(User):
 
     def _report(self, label: str, start: float, end: float, exc: BaseException | None) -> None:
         if exc is None:
-            _rec.success(label, start, end)
+            spent = _rec.success(label, start, end)
         else:
-            _rec.failure(label, start, end, exc)
+            spent = _rec.failure(label, start, end, exc)
             self.environment.events.request.fire(request_type="sql", name=label,
                                                  response_time=(end - start) * 1000.0, response_length=0,
                                                  exception=exc, context={})
-        if _rec.ok_total + _rec.err_total >= _rec.limit:
+        if spent:
             raise StopUser()
 
     def sql(self, label: str, query: Any, params: Any = None, *, fetch: bool = True) -> list[Any] | None:
