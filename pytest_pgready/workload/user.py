@@ -11,9 +11,9 @@ for workers on other hosts (docs/load.md).
 
 The per-request path is kept short (docs/load.md, "How far the harness goes"): psycopg waits on one
 libev watcher instead of gevent's poll() emulation (and a request alone in flight waits in the kernel,
-`ALONE_WAIT_S`), plain statements skip the cursor machinery (`_Statements`), successes reach Locust's
-statistics in one batch per label and second, and the HdrHistogram record is inlined. Every request is
-still timed and recorded one by one.
+`ALONE_WAIT_S`), plain statements skip the cursor machinery (`_Statements`), and a success only
+appends its latency to a list: once a second the lists go in bulk to the HdrHistograms and to Locust's
+statistics (`_Recorder`). Every request is still timed and recorded, none is sampled.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import select
 import socket
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType
@@ -61,7 +62,8 @@ except ImportError:  # pragma: no cover - a psycopg that moved its internals
 from . import hdr
 
 RESULT_MSG = "pgready_result"
-_LOCUST_BUCKET = locust_stats.bucket_response_time  # Locust's own; a user may replace it (see success())
+_LOCUST_BUCKET = locust_stats.bucket_response_time  # Locust's own; a user may replace it (see _flush())
+_MS_PER_S = 1000.0
 FATAL_PREFIX = "PGREADY-FATAL:"
 
 
@@ -211,30 +213,27 @@ def _read_dsn() -> str:
 
 # ------------------------------------------------------------------------------------------------ recording
 class _Label:
-    """One query label: its HdrHistogram and counts (steady window), and what Locust has yet to be told."""
+    """One query label: its HdrHistogram and counts (steady window), and the latencies (seconds) of the
+    current second, not yet handed to the histogram and to Locust."""
 
-    __slots__ = ("hist", "ok", "err", "n", "sum_ms", "min_ms", "max_ms", "buckets")
+    __slots__ = ("hist", "ok", "err", "steady", "other")
 
     def __init__(self) -> None:
         self.hist = hdr.new_histogram()
         self.ok = self.err = 0
-        self._clear()
-
-    def _clear(self) -> None:
-        self.n = 0
-        self.sum_ms = 0.0
-        self.min_ms = float("inf")
-        self.max_ms = 0.0
-        self.buckets: dict[int, int] = {}
+        self.steady: list[float] = []  # inside the steady window: histogram and Locust
+        self.other: list[float] = []  # warm-up, or after the stop: Locust only
 
 
 class _Recorder:
     """Everything one process measured. Steady window = [test start + warm-up, stop].
 
-    Every request is recorded here (HdrHistogram per label, counts, errors). Successes reach Locust's
-    statistics once per second, aggregated per label (StatsEntry.extend, as a master merges its workers'
-    reports): the per-request `request` event with its stats bookkeeping cost as much CPU as the
-    query itself. Failures still fire the `request` event one by one, so Locust logs each with its error.
+    Every request is recorded here: a success appends its latency to its label's list, and once per
+    second (`_flush`) the lists go in bulk to the HdrHistograms (`hdr.record_seconds`) and to Locust's
+    statistics, one StatsEntry per label (StatsEntry.extend, as a master merges its workers' reports).
+    Counting, bucketing and Locust's per-request `request` event cost as much CPU as the query itself
+    when done one request at a time. Failures are counted at once and still fire the `request` event one
+    by one, so Locust logs each with its error.
     """
 
     def __init__(self) -> None:
@@ -252,10 +251,11 @@ class _Recorder:
         self.start_lag = hdr.new_histogram()  # open model: scheduled arrival -> request on the wire (µs)
         self.ok = self.err = self.ok_total = self.err_total = 0
         self.per_second: dict[int, int] = {}
-        self.sec = 0  # the current second since t0 and its successes so far
-        self.sec_ok = 0
+        self.sec = 0  # the current second since t0, and when it ends (perf_counter)
+        self.sec_end = self.t0 + 1
         self.errors: dict[str, int] = {}
         self.limit = int(spec.get("max_requests_per_process", 10_000_000))
+        self.left = self.limit  # requests this process may still make
         self.users_total = int(spec.get("users", 1))
         self.rate = spec.get("rate")
 
@@ -266,29 +266,17 @@ class _Recorder:
         return lab
 
     def success(self, label: str, start: float, end: float) -> bool:
-        """Count one success; True once the process's request budget (max_requests) is spent."""
-        sec = int(end - self.t0)
-        if sec != self.sec:
-            self._next_second(sec)
-        self.sec_ok += 1
-        self.ok_total += 1
+        """Keep one success for this second's batch; True once the process's request budget
+        (max_requests) is spent."""
+        if end >= self.sec_end:
+            self._next_second(end)
         lab = self.labels.get(label) or self._label(label)
-        ms = (end - start) * 1000.0
-        lab.n += 1
-        lab.sum_ms += ms
-        if ms > lab.max_ms:
-            lab.max_ms = ms
-        if ms < lab.min_ms:
-            lab.min_ms = ms
-        bucket = locust_stats.bucket_response_time  # Locust's percentiles keep its rounding (replaceable)
-        b = round(ms) if ms < 100 and bucket is _LOCUST_BUCKET else bucket(ms)  # its first branch, inline
-        buckets = lab.buckets
-        buckets[b] = buckets.get(b, 0) + 1
         if start >= self.window_start and (self.window_end is None or end <= self.window_end):
-            hdr.record_us(lab.hist, ms * 1000.0)  # the total is the merge of the labels
-            lab.ok += 1
-            self.ok += 1
-        return self.ok_total + self.err_total >= self.limit
+            lab.steady.append(end - start)
+        else:
+            lab.other.append(end - start)
+        self.left -= 1
+        return self.left <= 0
 
     def late_start(self, planned: float, now: float) -> None:
         """How late the harness put an on-time arrival on the wire (timer slack, another user's lone wait,
@@ -306,44 +294,60 @@ class _Recorder:
         if start >= self.window_start and (self.window_end is None or end <= self.window_end):
             self._label(label).err += 1
             self.err += 1
-        return self.ok_total + self.err_total >= self.limit
+        self.left -= 1
+        return self.left <= 0
 
-    def _next_second(self, sec: int) -> None:
-        if self.sec_ok:
-            self.per_second[self.sec] = self.per_second.get(self.sec, 0) + self.sec_ok
-        self.flush_stats()
-        self.sec, self.sec_ok = sec, 0
+    def _next_second(self, now: float) -> None:
+        self._flush()
+        self.sec = int(now - self.t0)
+        self.sec_end = self.t0 + self.sec + 1
 
-    def flush_stats(self) -> None:
-        """Hand Locust the successes since the last flush, per label, as one StatsEntry each."""
+    def _flush(self) -> None:
+        """The current second's successes: counted, into the histograms, and to Locust as one StatsEntry
+        per label (Locust's response-time buckets, computed in C while they are its plain rounding)."""
         stats = self.stats
         now = time.time()
         second = int(self.t0_epoch + self.sec + 0.5)
+        done = 0
         for name, lab in self.labels.items():
-            if not lab.n:
+            steady, other = lab.steady, lab.other
+            if not steady and not other:
                 continue
-            if stats is not None:
-                part = StatsEntry(stats, name, "sql")
-                part.num_requests = lab.n
-                part.total_response_time = lab.sum_ms
-                part.min_response_time = lab.min_ms
-                part.max_response_time = lab.max_ms
-                part.response_times.update(lab.buckets)
-                part.num_reqs_per_sec[second] = lab.n
-                part.last_request_timestamp = now
-                stats.get(name, "sql").extend(part)
-                stats.total.extend(part)
-            lab._clear()
+            lat = steady + other if other else steady
+            n = len(lat)
+            done += n
+            if steady:
+                hdr.record_seconds(lab.hist, steady)
+                lab.ok += len(steady)
+                self.ok += len(steady)
+            lab.steady, lab.other = [], []
+            if stats is None:
+                continue
+            part = StatsEntry(stats, name, "sql")
+            part.num_requests = n
+            part.total_response_time = sum(lat) * 1000.0
+            part.min_response_time = min(lat) * 1000.0
+            part.max_response_time = max_ms = max(lat) * 1000.0
+            bucket = locust_stats.bucket_response_time  # a user may have replaced it
+            if bucket is _LOCUST_BUCKET and max_ms < 100:  # its first branch: round(ms)
+                part.response_times.update(Counter(map(round, map(_MS_PER_S.__mul__, lat))))
+            else:
+                part.response_times.update(Counter(bucket(x * 1000.0) for x in lat))
+            part.num_reqs_per_sec[second] = n
+            part.last_request_timestamp = now
+            stats.get(name, "sql").extend(part)
+            stats.total.extend(part)
+        if done:
+            self.per_second[self.sec] = self.per_second.get(self.sec, 0) + done
+            self.ok_total += done
 
     def finish(self) -> None:
-        """At the stop: the last second's counts and the last batch for Locust."""
-        self._next_second(self.sec)
+        """At the stop: the last second's batch."""
+        self._flush()
 
     def payload(self) -> dict[str, Any]:
         end = self.window_end or time.perf_counter()
-        if self.sec_ok:
-            self.per_second[self.sec] = self.per_second.get(self.sec, 0) + self.sec_ok
-            self.sec_ok = 0
+        self._flush()
         n = max(self.per_second) + 1 if self.per_second else 0
         steady = {k: v for k, v in self.labels.items() if v.ok or v.err}
         return {"host": socket.gethostname(), "pid": os.getpid(), "t0_epoch": self.t0_epoch,

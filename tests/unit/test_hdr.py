@@ -109,3 +109,20 @@ def test_fast_record_matches_hdrh_for_any_values(values):
         hdr.record_us(fast, v)
         ref.record_value(min(hdr.HIGHEST_US, max(hdr.LOWEST_US, int(round(v)))))
     assert hdr.encode(fast) == hdr.encode(ref) and fast.get_min_value() == ref.get_min_value()
+
+
+def test_bulk_record_of_seconds_matches_one_record_per_value():
+    """The load workers record a second's latencies at once (counted in C first): the histogram, its
+    count, min and max must be what recording each value alone gives, including clamped ones."""
+    rnd = random.Random(5)
+    values_s = [rnd.lognormvariate(-8, 1.5) for _ in range(20_000)] + [0.0, 2e-7, 1e-6, 0.5e-6, 61.0, 59.9999996]
+    bulk, one = hdr.new_histogram(), hdr.new_histogram()
+    hdr.record_seconds(bulk, values_s[:7000])
+    hdr.record_seconds(bulk, values_s[7000:])
+    hdr.record_seconds(bulk, [])
+    for v in values_s:
+        hdr.record_us(one, v * 1e6)
+    assert hdr.encode(bulk) == hdr.encode(one)
+    assert (bulk.get_total_count(), bulk.get_min_value(), bulk.get_max_value()) == \
+        (one.get_total_count(), one.get_min_value(), one.get_max_value())
+    assert bulk.get_total_count() == len(values_s) and bulk.max_value == hdr.HIGHEST_US

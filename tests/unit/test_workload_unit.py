@@ -248,8 +248,9 @@ def test_locust_processes_talk_over_a_loopback_port_of_their_own(tmp_path):
 
 def test_recorder_batches_reach_locust_stats_like_per_request_events():
     """Successes reach Locust's statistics aggregated once per second (StatsEntry.extend) instead of one
-    request event each: counts, total, min, max, Locust's rounded response-time buckets and so its
-    percentiles must be what per-request logging gives; the HdrHistogram still holds every request."""
+    request event each: counts, total, min, max, Locust's rounded response-time buckets (below and past
+    100 ms) and so its percentiles must be what per-request logging gives; the HdrHistogram still holds
+    every request, and each second's count is the number of requests that ended in it."""
     code = textwrap.dedent("""
         import json, random
         from locust.stats import RequestStats
@@ -260,13 +261,18 @@ def test_recorder_batches_reach_locust_stats_like_per_request_events():
         rec = U._Recorder()
         rec.reset({"warmup_s": 1.0}, mine)
         t = rec.t0
+        per_second = {}
         for i in range(6000):
             t += 0.0011
             rt = rnd.lognormvariate(-0.5, 1.6) / 1000.0
+            if i % 1000 == 999:  # some seconds hold a slow request: Locust's buckets past 100 ms
+                rt = (0.15, 2.5, 0.1004)[i % 3]
             label = "a" if i % 3 else "b"
             start = t - rt
             rec.success(label, start, t)
             ref.log_request("sql", label, (t - start) * 1000.0, 0)
+            second = int(t - rec.t0)
+            per_second[second] = per_second.get(second, 0) + 1
         rec.finish()
         out = {}
         for m, r, name in [(mine.get(n, "sql"), ref.get(n, "sql"), n) for n in ("a", "b")] + [(mine.total, ref.total, "total")]:
@@ -277,7 +283,7 @@ def test_recorder_batches_reach_locust_stats_like_per_request_events():
                           [r.get_response_time_percentile(p) for p in (0.5, 0.95, 0.99)]]]
         p = rec.payload()
         out["hdr"] = [hdr.decode(p["hist"]).get_total_count(), p["ok"]]
-        out["per_second"] = [sum(p["per_second"]), 6000]
+        out["per_second"] = [p["per_second"], [per_second.get(i, 0) for i in range(max(per_second) + 1)]]
         print("OUT:" + json.dumps(out))
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
