@@ -236,6 +236,14 @@ def test_pgbench_rate_log_is_timed_by_the_harness_rule(tmp_path):
     assert sorted(part.latency_started_us) == [350, 500] and part.percentile_ms(100) == 0.5
 
 
+def test_a_relative_locustfile_reaches_locust_as_an_absolute_path(tmp_path, monkeypatch):
+    """Locust runs in the run directory: `--pgready-locustfile mine.py` names a file of the user's cwd."""
+    _spec(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = _argv(LoadSpec(Path("lf.py")), "standalone", None)
+    assert argv[argv.index("-f") + 1] == str(tmp_path.resolve() / "lf.py")
+
+
 def test_locust_processes_talk_over_a_loopback_port_of_their_own(tmp_path):
     """--processes alone would bind the master on *:5557: two runs on one host would swap workers."""
     argv = _argv(_spec(tmp_path, processes=2), "standalone", 5611)
