@@ -401,11 +401,15 @@ class CheckUser(PgUser):
         protocol = self.spec["protocol"]
         cases = CASES + ([("multi", "SELECT 1; SELECT 2", None)] if protocol == "simple" else [])
         for name, q, p in cases:
-            fast = self.sql(name, q, p)
+            # three times: converted, then bound again, then sent by sql()'s shortest path (_Hot); int2 to
+            # numeric share one statement, so each of them also finds it prepared for other types
+            fast = [self.sql(name, q, p) for _ in range(3)]
             with self.conn.cursor() as cur:
                 cur.execute(q, p)
                 ref = cur.fetchall() if cur.description is not None else None
-            out[name] = [repr(fast), repr(ref)]
+            out[name] = [repr(fast), repr([ref] * 3)]
+        hot = {q for _, q, p in CASES if type(p) is tuple} if protocol == "prepared" else set()
+        out["shortest path used"] = [repr(sorted(self._stmts.hot)), repr(sorted(hot))]  # prepared protocol only
         out["fetch=False"] = [repr(self.sql("nofetch", "SELECT 1", fetch=False)), "None"]
         heard = []
         self.conn.add_notify_handler(lambda n: heard.append(n.payload))
