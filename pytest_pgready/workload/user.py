@@ -767,14 +767,19 @@ class PgUser(User):
         called without the TaskSet test (`hasattr(task, "tasks")` raises and catches an AttributeError
         for every function); the wait between tasks sets the same states (a user stopped while waiting is
         killed at once, one stopped in a task finishes it) with the user at hand instead of through the
-        `TaskSet.user` property, and sleeps through `_between_tasks`. A nested TaskSet, a TaskSet subclass
-        as the root or a Locust without these internals keeps Locust's own steps."""
+        `TaskSet.user` property, and sleeps through `_between_tasks` (written out for PgUser's own closed
+        model, which waits 0 s). A single task goes back in the queue once it has run, unless the task
+        queued others: Locust's loop would take it next anyway (two calls saved), and the order of what a
+        task schedules is kept. A nested TaskSet, a TaskSet subclass as the root or a Locust without these
+        internals keeps Locust's own steps."""
         ts._sleep = between = self._between_tasks
         queue = getattr(ts, "_task_queue", None)
         if type(ts) is not DefaultTaskSet or queue is None or self._state != _RUNNING:
             return
         ts.wait_time = wait_time = self.wait_time
+        own_wait = type(self).wait_time is PgUser.wait_time
         tasks = self.tasks
+        only: Any = None
         if type(tasks) is list and len(tasks) == 1 and not isinstance(tasks[0], type):
             only = tasks[0]
             ts.get_next_task = lambda: only
@@ -786,12 +791,19 @@ class PgUser(User):
                 task(user)
             else:
                 execute_task(task)
+            if only is not None and not queue:
+                queue.append(only)
 
         def wait() -> None:
             if user._state == _STOPPING:
                 raise StopUser()
             user._state = _WAITING
-            between(wait_time())
+            if own_wait and user._interval is None:  # the closed model: _between_tasks(0)
+                if _hub_waits == user._hub_mark:
+                    gevent.sleep(0)
+                user._hub_mark = _hub_waits
+            else:
+                between(wait_time())
             if user._state == _STOPPING:
                 raise StopUser()
             user._state = _RUNNING
