@@ -185,38 +185,59 @@ def test_a_lone_request_blocks_the_process_for_the_budget_at_most(load_cluster, 
 
 FAIR_LOCUSTFILE = """
 import json
-from locust import events, task
+from locust import constant, events, task
 from pytest_pgready.workload.user import PgUser
 
 counts = {}
 
+paced = {"n": 0}
+
 class FairUser(PgUser):
+    weight = 4
+    fixed_count = 4
+
     @task
     def one(self):
         self.sql("one", "SELECT 1")
         counts[id(self)] = counts.get(id(self), 0) + 1
 
+class PacedUser(PgUser):  # sleeps on a timer between its tasks: only the hub wakes it
+    fixed_count = 1
+    wait_time = constant(0.01)
+
+    @task
+    def tick(self):
+        paced["n"] += 1
+
 @events.test_stop.add_listener
 def _out(environment, **_):
     from pytest_pgready.workload import user
     with open(json.loads(environment.parsed_options.pgready_spec)["out"], "w") as f:
-        json.dump({"counts": sorted(counts.values()), "hub_waits": user._hub_waits}, f)
+        json.dump({"counts": sorted(counts.values()), "hub_waits": user._hub_waits, "paced": paced["n"]}, f)
 """
 
 
 def test_closed_model_users_share_the_process(load_cluster, tmp_path):
     """A user whose fast query was answered while it waited alone has not let anyone else run: it must
     yield before its next task, or in the closed model one user keeps the process to itself until a
-    query outlasts ALONE_WAIT_S (requests then go one at a time, nearly all waiting alone)."""
+    query outlasts ALONE_WAIT_S (requests then go one at a time, nearly all waiting alone). Four busy
+    users are never alone (the second run is the one that fails without the yield: a user asleep on a
+    timer got 6 ticks of ~200)."""
     import json
 
     out = tmp_path / "counts.json"
-    run_load(LoadSpec(_locustfile(tmp_path, FAIR_LOCUSTFILE), users=4, duration_s=2, warmup_s=0,
+    run_load(LoadSpec(_locustfile(tmp_path, FAIR_LOCUSTFILE), users=5, duration_s=2, warmup_s=0,
                       extra={"out": str(out)}), load_cluster.primary.dsn())
     got = json.loads(out.read_text())
     counts = got["counts"]
     assert len(counts) == 4 and counts[0] >= 0.2 * counts[-1], got
     assert got["hub_waits"] >= 0.5 * sum(counts), got  # mostly several in flight at once
+    # One closed-model user beside one asleep on a timer: the first is alone in flight whenever the other
+    # sleeps, so its answers come in the kernel, and it must still let the hub run the other's timer
+    run_load(LoadSpec(_locustfile(tmp_path, FAIR_LOCUSTFILE.replace("fixed_count = 4", "fixed_count = 1")),
+                      users=2, duration_s=2, warmup_s=0, extra={"out": str(out)}), load_cluster.primary.dsn())
+    got = json.loads(out.read_text())
+    assert len(got["counts"]) == 1 and got["paced"] >= 50, got  # ~200 ticks of 10 ms in 2 s
 
 
 LOOP_LOCUSTFILE = """
