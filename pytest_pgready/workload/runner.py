@@ -143,7 +143,7 @@ def _check_target(dsn: str, allow_remote: bool, timeout: int) -> None:
 
 def _argv(spec: LoadSpec, role: str, port: int | None) -> list[str]:
     total = spec.warmup_s + spec.duration_s
-    # absolute: Locust runs in the run directory, and a path given on the command line is the user's cwd's
+    # absolute: Locust runs in the run directory, and a relative path is one of the caller's cwd
     argv = [sys.executable, "-m", "locust", "-f", str(Path(spec.locustfile).resolve()), "--headless", "--only-summary",
             "--loglevel", "WARNING", "--pgready-spec", json.dumps(spec.child_spec(), separators=(",", ":"))]
     if role == "worker":

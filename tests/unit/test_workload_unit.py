@@ -237,7 +237,7 @@ def test_pgbench_rate_log_is_timed_by_the_harness_rule(tmp_path):
 
 
 def test_a_relative_locustfile_reaches_locust_as_an_absolute_path(tmp_path, monkeypatch):
-    """Locust runs in the run directory: `--pgready-locustfile mine.py` names a file of the user's cwd."""
+    """Locust runs in the run directory: a relative locustfile given to run_load() is one of the caller's cwd."""
     _spec(tmp_path)
     monkeypatch.chdir(tmp_path)
     argv = _argv(LoadSpec(Path("lf.py")), "standalone", None)
