@@ -98,13 +98,22 @@ def value_text(v: Any) -> str:
 
 # C0 and C1 control characters but tab, newline and carriage return (whitespace, collapsed by one_line), and DEL.
 # Quoted identifiers may hold them (quote_ident keeps them): printed raw, ESC [2J clears a terminal and
-# ESC ] sets its title, so renderers show them as \xNN instead.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# ESC ] sets its title, so renderers show them as \xNN instead. The same for Unicode's bidirectional
+# formatting characters (ALM, LRM/RLM, the embeddings and overrides U+202A-202E, the isolates U+2066-2069):
+# a name holding U+202E displays the rest of the line reversed ("Trojan Source"), in a terminal, a page or
+# a Markdown viewer alike, so they are shown as \uNNNN.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    n = ord(m.group())
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
 
 
 def printable(text: str) -> str:
-    """Control characters as visible `\\x1b` escapes; everything else unchanged."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Control and bidirectional formatting characters as visible `\\x1b` / `\\u202e` escapes; everything
+    else unchanged."""
+    return _CONTROL.sub(_escape, text)
 
 
 def one_line(text: Any, limit: int | None = None) -> str:

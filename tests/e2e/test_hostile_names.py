@@ -43,7 +43,7 @@ UNICODE_63 = "é" * 31 + "x"  # 63 bytes in UTF-8 (NAMEDATALEN - 1), UNLOGGED
 HOSTILE_DB = "pgready \"db\"; DROP'é <b>&amp;"
 APP_ROLE = "app \"r|le';<b>x"
 MD5_ROLE = "md5 \x1b[31mred\x07 <i>"  # terminal escape sequence and BEL in a role name
-TTY_TABLE = "tty \x1b[2J\x1b]0;pwned\x07"  # clears the screen / sets the title if printed raw
+TTY_TABLE = "tty \x1b[2J\x1b]0;pwned\x07 \u202etxt.exe"  # printed raw: clears, retitles, reverses
 FUNC = "f<img src=x onerror=alert(4)>"
 RLS_TABLE = 'rls "t"'
 SEQ = 'seq "s";<i>'
@@ -291,6 +291,7 @@ def test_html_report_shows_names_as_text(hostile_run: Run, quoted):
     assert not tags & set(PLANTED_MARKUP), tags & set(PLANTED_MARKUP)
     assert not [a for _, attrs in page.tags for a, _ in attrs if a.startswith("on")], "an event handler attribute"
     assert "\x1b" not in html and "\x07" not in html  # control characters are not text a page may hold
+    assert "\u202e" not in html and "\\u202etxt.exe" in html  # nor a bidi override: shown as an escape
     text = " ".join(" ".join(page.text).split())
     q = quoted
     for shown in (q["table"], f"{q['table']}({q['fk_col']})", f"REVOKE CREATE ON SCHEMA {q['schema']} FROM PUBLIC;",
@@ -307,7 +308,7 @@ def test_markdown_report_escapes_names(hostile_run: Run, quoted):
     # GitHub renders the HTML inside Markdown: only the writer's own tags may appear
     assert {t for t, _ in _parse_html(md).tags} <= {"details", "summary", "sub"}, \
         {t for t, _ in _parse_html(md).tags}
-    assert "\x1b" not in md and "\x07" not in md
+    assert "\x1b" not in md and "\x07" not in md and "\u202e" not in md
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
     # a name's `|` never breaks a table row into more cells
     for block in md.split("\n\n"):
@@ -329,12 +330,13 @@ def test_junit_xml_is_well_formed_and_holds_names_safely(hostile_run: Run, quote
     assert [m for m in messages if want in m], messages  # SEC002's summary, control characters shown as \xNN
     props = {p.get("name"): p.get("value") for p in tree.iter("property")}
     assert props.get("pgready.gate") in ("passed", "failed") and props.get("pgready.score")
-    assert b"<script>" not in raw and b"\x1b" not in raw
+    assert b"<script>" not in raw and b"\x1b" not in raw and "\u202e".encode() not in raw
 
 
 def test_terminal_output_has_no_control_sequences_from_names(hostile_run: Run):
     out = hostile_run.output
     assert "\x1b" not in out and "\x07" not in out, repr(out[max(0, out.find("\x1b") - 200):out.find("\x1b") + 50])
+    assert "\u202e" not in out
     assert "pgready: score" in out
 
 

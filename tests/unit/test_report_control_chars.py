@@ -17,6 +17,7 @@ from pytest_pgready.report.terminal import summary_lines
 from pytest_pgready.results import CheckFailed, CheckNA, Record
 
 TTY = 'public."tty \x1b[2J\x1b]0;pwned\x07 \x9b1m"'  # clear screen, set title, BEL, C1 CSI
+BIDI = 'public."orders\u202e\u2066txt.exe\u2069\u200f"'  # displays reversed ("Trojan Source") if left raw
 
 
 def _doc_with(name: str) -> dict:
@@ -36,17 +37,29 @@ def test_printable_shows_control_characters_and_keeps_everything_else():
     assert one_line("a\n\tb\x1b") == "a b\\x1b"
 
 
+def test_printable_shows_bidirectional_formatting_characters():
+    assert printable(BIDI) == 'public."orders\\u202e\\u2066txt.exe\\u2069\\u200f"'
+    assert printable("\u061c\u200e\u202a\u202b\u202c\u202d\u2067\u2068") == \
+        "\\u061c\\u200e\\u202a\\u202b\\u202c\\u202d\\u2067\\u2068"
+    assert printable("שלום עולם مرحبا") == "שלום עולם مرحبا"  # right-to-left text itself is not touched
+
+
 @pytest.mark.parametrize("render", [lambda d: render_markdown(d), lambda d: render_html(d),
                                     lambda d: "\n".join(t for t, _ in summary_lines(d, width=400))])
 def test_no_raw_control_character_in_any_rendering(render):
     out = render(_doc_with(TTY))
     assert not any(ch in out for ch in "\x1b\x07\x9b"), repr(out)
     assert "x1b" in out and "2J" in out  # shown (Markdown escapes its backslash and bracket further)
+    out = render(_doc_with(BIDI))
+    assert not any(ch in out for ch in "\u202e\u2066\u2069\u200f"), repr(out)
+    assert "u202e" in out and "txt.exe" in out
 
 
 def test_pytest_html_evidence_has_no_control_characters():
     out = evidence_html({"id": "SCH001", "status": "fail", "summary": TTY, "evidence": {"objects": [TTY]}})
     assert "\x1b" not in out and "\\x1b[2J" in out
+    out = evidence_html({"id": "SCH001", "status": "fail", "summary": BIDI, "evidence": {"objects": [BIDI]}})
+    assert "\u202e" not in out and "\\u202e" in out
 
 
 def test_html_page_keeps_control_free_names_as_text():
