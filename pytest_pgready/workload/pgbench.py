@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..cluster.sandbox import new_run_dir, remove_dir
 
 SELECT1 = "SELECT 1;\n"
 POINT = "\\set aid random(1, {accounts})\nSELECT val FROM pgready_load.accounts WHERE aid = :aid;\n"
@@ -64,8 +65,10 @@ def run_pgbench(cluster: Any, script: str, *, clients: int, seconds: float, thre
     """Run pgbench -n with a custom script against the primary; `log` keeps every transaction's latency
     (`sampling_rate`: only that share of them, so that a saturation run does not pay for its log)."""
     ep = cluster.primary.endpoint
-    with tempfile.TemporaryDirectory(prefix="pgready-pgbench-") as tmp:
-        d = Path(tmp)
+    # a run dir, not a temporary one: if this process is SIGKILLed, the next run's reaper kills the
+    # pgbench still running in it and removes it (a TemporaryDirectory stayed, its pgbench ran on)
+    d = new_run_dir(private=True)
+    try:
         (d / "script.sql").write_text(script)
         argv = ["pgbench", "-n", "-h", ep.host, "-p", str(ep.port), "-U", ep.user, "-f", str(d / "script.sql"),
                 "-c", str(clients), "-j", str(max(1, min(clients, threads or clients))), "-T", str(max(1, round(seconds))),
@@ -92,6 +95,8 @@ def run_pgbench(cluster: Any, script: str, *, clients: int, seconds: float, thre
         txns = _transactions(_read_log_entries(d)) if log else []
         return PgbenchResult(float(m.group(1)), clients, seconds, protocol, rate, [t[1] for t in txns],
                              int(skipped.group(1)) if skipped else 0, [t[2] for t in txns], [t[0] for t in txns])
+    finally:
+        remove_dir(d)
 
 
 def _read_log_entries(d: Path) -> list[tuple[int, ...]]:

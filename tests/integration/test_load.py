@@ -362,6 +362,62 @@ def test_no_process_outlives_the_run_and_the_dsn_stays_hidden(load_cluster):
     assert _locust_pids(token) == []
 
 
+PGBENCH_CHILD = """
+import json, os, subprocess, sys
+from pytest_pgready.cluster.model import Endpoint
+from pytest_pgready.workload.pgbench import run_pgbench
+
+cfg = json.loads(sys.argv[1])
+
+class Primary:
+    endpoint = Endpoint(cfg["host"], cfg["port"], cfg["user"], None, cfg["dbname"])
+
+class Cluster:
+    primary = Primary
+
+    @staticmethod
+    def run_tool(argv, timeout, cwd):
+        print("RUNNING", cwd, flush=True)
+        return subprocess.run([cfg["pgbench"], *argv[1:]], cwd=cwd, env={**os.environ, **cfg["env"]},
+                              capture_output=True, text=True, timeout=timeout)
+
+run_pgbench(Cluster, "SELECT pg_sleep(0.01);\\n", clients=1, seconds=120)
+"""
+
+
+def test_pgbench_of_a_killed_run_is_reaped_by_the_next(load_cluster):
+    """pgbench works in a run dir of its own: SIGKILL the process that started it and the next run's
+    reaper kills the pgbench still running in it and removes the dir (a temporary dir stayed behind)."""
+    import json
+    import subprocess
+    import sys
+
+    from pytest_pgready.cluster import sandbox
+
+    ep = load_cluster.primary.endpoint
+    cfg = {"host": ep.host, "port": ep.port, "user": ep.user, "dbname": ep.dbname, "env": load_cluster.tool_env(),
+           "pgbench": str(load_cluster.bin.tool("pgbench"))}
+    child = subprocess.Popen([sys.executable, "-c", PGBENCH_CHILD, json.dumps(cfg)], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        line = child.stdout.readline()  # EOF (no hang) if the child fails before it starts pgbench
+        assert line.startswith("RUNNING "), line
+        d = Path(line.split(" ", 1)[1].strip())
+        deadline = time.monotonic() + 30
+        while not sandbox.processes_under(d) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox.processes_under(d), "pgbench did not start"
+    finally:
+        child.kill()
+        child.wait(10)
+    try:
+        assert d.is_dir() and sandbox.processes_under(d)  # SIGKILL ran no cleanup: pgbench runs on
+        assert d in sandbox.reap()
+        assert not d.exists() and not sandbox.processes_under(d)
+    finally:
+        sandbox.remove_dir(d)  # whatever failed above, no pgbench outlives the test
+
+
 def test_keyboard_interrupt_kills_the_whole_process_group(load_cluster):
     token = secrets.token_hex(6)
 
