@@ -193,7 +193,6 @@ counts = {}
 paced = {"n": 0}
 
 class FairUser(PgUser):
-    weight = 4
     fixed_count = 4
 
     @task
@@ -388,13 +387,12 @@ run_pgbench(Cluster, "SELECT pg_sleep(0.01);\\n", clients=1, seconds=120)
 def test_pgbench_of_a_killed_run_is_reaped_by_the_next(load_cluster):
     """pgbench works in a run dir of its own: SIGKILL the process that started it and the next run's
     reaper kills the pgbench still running in it and removes the dir (a temporary dir stayed behind)."""
+    import fcntl
     import json
     import subprocess
     import sys
 
     from pytest_pgready.cluster import sandbox
-
-    import fcntl
 
     ep = load_cluster.primary.endpoint
     cfg = {"host": ep.host, "port": ep.port, "user": ep.user, "dbname": ep.dbname, "env": load_cluster.tool_env(),
