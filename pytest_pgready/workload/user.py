@@ -918,9 +918,7 @@ class PgUser(User):
                         raise StopUser()
                     return rows
             except psycopg.Error as e:
-                self._report(label, self._started() if start is None else start, time.perf_counter(), e)
-                self._recover()
-                raise RescheduleTask() from None
+                raise self._gave_up(label, start, e) from None
             # new parameter types (an int past int4 ...): bind() prepares the statement for them
         fast = stmts is not None and stmts.usable(query)  # (only an open connection can be usable)
         if not fast:
@@ -948,12 +946,17 @@ class PgUser(User):
                 res = cur.pgresult
                 rows = cur.fetchall() if fetch and res is not None and res.status == _TUPLES_OK else None
         except psycopg.Error as e:
-            self._report(label, self._started() if start is None else start, time.perf_counter(), e)
-            self._recover()
-            raise RescheduleTask() from None
+            raise self._gave_up(label, start, e) from None
         if _rec.success(label, start, end):
             raise StopUser()
         return rows
+
+    def _gave_up(self, label: str, start: float | None, exc: psycopg.Error) -> RescheduleTask:
+        """A failed sql() request: reported under its label (timed from its start, or from now when it
+        failed before the clock started), the connection dropped if broken; the exception that ends the task."""
+        self._report(label, self._started() if start is None else start, time.perf_counter(), exc)
+        self._recover()
+        return RescheduleTask()
 
     @contextmanager
     def transaction(self, label: str) -> Iterator[psycopg.Cursor]:
