@@ -48,7 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 group.addoption(flag, action="append", default=None, dest=f"pgready_{key.name}", help=key.help)
             else:
                 group.addoption(flag, action="store", default=None, dest=f"pgready_{key.name}", help=key.help)
-        ini_type = {"bool": "bool", "list": "linelist", "pathlist": "linelist"}.get(key.type, "string")
+        ini_type = {"bool": "bool", "list": "linelist", "pathlist": "linelist",
+                    "networks": "linelist"}.get(key.type, "string")
         parser.addini(f"pgready_{key.name}", key.help, type=ini_type, default=None)
 
 

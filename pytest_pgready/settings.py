@@ -9,6 +9,7 @@ rootdir's pyproject.toml, `--pgready-config FILE`, command-line options.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import difflib
 try:
@@ -110,6 +111,9 @@ SPEC: tuple[Key, ...] = (
     # --- security ---
     _k("max_superusers", "int", 3, "SEC005: superusers allowed", min=0),
     _k("app_role_owns_schema", "bool", False, "SEC004: declare that the application role owns its schema on purpose"),
+    _k("tls_exempt_networks", "networks", None,
+       "SEC010: client networks whose connections need no TLS (default: loopback on an external target, none on "
+       "a provisioned cluster, whose loopback links stand in for the network)"),
     # --- health ---
     _k("wraparound_ratio", "float", 0.5, "HLT001: share of the wraparound horizon that fails", min=0.01, max=1),
     _k("cache_hit_ratio", "float", 0.95, "HLT002: minimum cache hit ratio", min=0, max=1),
@@ -303,6 +307,17 @@ def coerce(key: Key, raw: Any, origin: str, base_dir: Path | None = None) -> Any
             if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
                 raise ValueError
             return list(raw)
+        if t == "networks":
+            items = [raw] if isinstance(raw, str) else raw
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise ValueError
+            for x in items:
+                try:
+                    ipaddress.ip_network(x, strict=False)
+                except ValueError:
+                    raise PgReadyUsageError(f"{where}: {x!r} is not an IP network",
+                                            "write addresses or CIDR blocks, e.g. [\"127.0.0.0/8\", \"::1/128\"]") from None
+            return list(items)
         if t == "path":
             p = Path(str(raw)).expanduser()
             return p if p.is_absolute() or base_dir is None else (base_dir / p)
@@ -322,7 +337,7 @@ def coerce(key: Key, raw: Any, origin: str, base_dir: Path | None = None) -> Any
     except (TypeError, ValueError):
         pass
     kind = {"int": "a whole number", "float": "a number", "bool": "true or false", "list": "a list of strings",
-            "pathlist": "a list of paths"}.get(t, t)
+            "pathlist": "a list of paths", "networks": "a list of IP networks"}.get(t, t)
     raise PgReadyUsageError(f"{where} = {raw!r} is not {kind}", f"give {key.name} {kind}")
 
 

@@ -7,6 +7,7 @@ names, rule lines and role names.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -336,6 +337,7 @@ def test_no_visible_secrets(pgready_conn, pgready_cluster, pgready_record):
 
 
 # --------------------------------------------------------------------------------------------- SEC010
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 SSL_SQL = """
 SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.backend_type, s.ssl,
        a.backend_type IS NULL AND a.query = '<insufficient privilege>'
@@ -347,21 +349,39 @@ WHERE a.pid <> pg_backend_pid() AND a.usesysid IS NOT NULL
 
 
 @pytest.mark.pgready(id="SEC010")
-def test_clients_use_tls(pgready_conn, pgready_record):
-    """A client that connects without TLS exposes its queries and results on the wire."""
+def test_clients_use_tls(pgready_cluster, pgready_conn, pgready_record, pgready_settings):
+    """A client that connects without TLS exposes its queries and results on the wire. One on the same host
+    as an external target (loopback, or a network listed in tls_exempt_networks) is not judged: its traffic
+    never leaves the kernel, and a pooler or sidecar there commonly talks plain TCP. On a provisioned cluster
+    every link is loopback only because the cluster is embedded, so by default none is exempt there."""
+    nets = pgready_settings.tls_exempt_networks
+    if nets is None:
+        nets = list(LOOPBACK) if pgready_cluster.provider == "external" else []
+    exempt = [ipaddress.ip_network(n, strict=False) for n in nets]
     rows = pgready_conn.execute(SSL_SQL).fetchall()
-    remote = [r for r in rows if r[3] is not None]
+    local, remote = [], []
+    for r in rows:
+        if r[3] is not None:  # a Unix-socket session has no client_addr
+            (local if any(ipaddress.ip_address(r[3]) in net for net in exempt) else remote).append(r)
     hidden = [r for r in rows if r[6]]
-    plain = [f"pid {pid} {user}@{addr} ({app or backend})" for pid, user, app, addr, backend, ssl, _ in remote
-             if not ssl]
-    pgready_record.add(remote_connections=len(remote), without_tls=len(plain), invisible_sessions=len(hidden))
+
+    def named(rs: list) -> list[str]:
+        return [f"pid {pid} {user}@{addr} ({app or backend})" for pid, user, app, addr, backend, ssl, _ in rs
+                if not ssl]
+
+    plain = named(remote)
+    pgready_record.add(remote_connections=len(remote), without_tls=len(plain), invisible_sessions=len(hidden),
+                       exempt_connections=len(local), exempt_without_tls=named(local)[:20],
+                       tls_exempt_networks=nets)
     if plain:
-        pgready_record.fail(f"{len(plain)} of {len(remote)} TCP client connections do not use TLS", objects=plain,
-                            remedy="sslmode=require (or verify-full) in every client DSN, and hostssl rules")
+        pgready_record.fail(f"{len(plain)} of {len(remote)} remote TCP client connections do not use TLS",
+                            objects=plain, remedy="sslmode=require (or verify-full) in every client DSN, "
+                                                  "and hostssl rules")
     if hidden:
         pgready_record.na(f"{len(hidden)} sessions are invisible to this role, so their TLS use is unknown: "
                           f"GRANT pg_read_all_stats (or pg_monitor) TO it")
     if not remote:
-        pgready_record.na("no TCP client connection other than pgready's own to judge: run while the "
-                          "application is connected")
-    pgready_record.summary(f"all {len(remote)} TCP client connections use TLS")
+        also = f" ({len(local)} from exempt networks {', '.join(map(str, exempt))})" if local else ""
+        pgready_record.na(f"no remote TCP client connection other than pgready's own to judge{also}: run while "
+                          f"the application is connected")
+    pgready_record.summary(f"all {len(remote)} remote TCP client connections use TLS")

@@ -43,6 +43,8 @@ CASES: list[Case] = [
     Case("fail-under-not-a-number", ("--pgready-fail-under", "eighty"), "is not a number"),
     Case("negative-threshold", (), "out of range", toml="cache_hit_ratio = -1\n"),
     Case("nonsense-threshold-type", (), "is not a number", toml="slo_p95_ms = 'fast'\n"),
+    Case("tls-exempt-not-a-network", (), "'10.0.0.0/33' is not an IP network",
+         toml='tls_exempt_networks = ["127.0.0.0/8", "10.0.0.0/33"]\n'),
     Case("unknown-config-key", (), "unknown key 'cache_hit_ration'", toml="cache_hit_ration = 0.9\n"),
     Case("bad-toml", (), "is not valid TOML", toml="fail_under = = 3\n"),
     Case("missing-config-file", ("--pgready-config", "/nonexistent/pgready.toml"), "does not exist"),

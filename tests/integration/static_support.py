@@ -8,6 +8,7 @@ background traffic targets 127.0.0.1 and stops by itself.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -40,6 +41,8 @@ def toml(**kv: Any) -> str:
             out.append(f"{k} = {'true' if v else 'false'}")
         elif isinstance(v, (int, float)):
             out.append(f"{k} = {v}")
+        elif isinstance(v, list):
+            out.append(f"{k} = [{', '.join(json.dumps(x) for x in v)}]")
         else:
             out.append(f"{k} = {str(v)!r}".replace("'", '"'))
     return "\n".join(out) + "\n"
@@ -186,8 +189,9 @@ def good_scenario(pg_bins: Any, run_pgready: Callable[..., Any]) -> dict[str, An
                 stats_sql, target = checkpoint_stats_sql(pg_bins.major)
                 conn.execute("SELECT pg_stat_reset_shared(%s)", (target,))
                 reset_at = time.monotonic()
+            # tls_exempt_networks = []: this loopback server stands in for a remote one (SEC010)
             cfg = toml(app_role="pgready_app", declared_ram="512MB", cache_sample_seconds=2.5, cache_min_reads=50,
-                       bloat_min_rows=1000)
+                       bloat_min_rows=1000, tls_exempt_networks=[])
             suites = "config,security,health,replication"
             with Loader(c.primary.dsn(), GOOD_LOAD):
                 time.sleep(0.3)
@@ -253,14 +257,19 @@ def bad_config_scenario(pg_bins: Any, run_pgready: Callable[..., Any]) -> dict[s
                 for _ in range(10):
                     conn.execute("CHECKPOINT")
             wait_for("ssl off after reload", lambda: _show(c, "ssl") == "off")
-            cfg = toml(declared_ram="16GB")
+            # tls_exempt_networks = []: this loopback server stands in for a remote one (SEC010)
+            cfg = toml(declared_ram="16GB", tls_exempt_networks=[])
             suites = "config,security"
             # a TCP client without TLS, held open during the runs (SEC010)
             with psycopg.connect(node.dsn(sslmode="disable"), autocommit=True, application_name="plain-client"):
                 su = run_pgready("--pgready-dsn", node.dsn(), "--pgready-suite", suites, config=cfg)
                 mon = run_pgready("--pgready-dsn", dsn_as(c, "monitor", mon_pw), "--pgready-suite", suites,
-                                  config=toml(declared_ram="16GB", app_role="postgres"))
-            return {"superuser": su, "monitor": mon, "secrets": [c.password, mon_pw, legacy_pw, LEAKED_PASSWORD]}
+                                  config=toml(declared_ram="16GB", app_role="postgres", tls_exempt_networks=[]))
+                # the default on an external target: a client on the same host needs no TLS
+                local = run_pgready("--pgready-dsn", node.dsn(), "--pgready-suite", "security",
+                                    config=toml(declared_ram="16GB"))
+            return {"superuser": su, "monitor": mon, "local": local,
+                    "secrets": [c.password, mon_pw, legacy_pw, LEAKED_PASSWORD]}
         finally:
             c.close()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from static_support import (LEAKED_PASSWORD, assert_never_better, assert_no_secret, bad_config_scenario,
-                            good_scenario, objects, statuses)
+                            good_scenario, objects, statuses, toml)
 
 pytestmark = pytest.mark.integration
 SEC = [f"SEC{i:03d}" for i in range(1, 11)]
@@ -60,6 +60,31 @@ def test_security_check_fails_on_a_broken_server(pg_bins, run_pgready, cid):
     assert run.status(cid) == "fail", run.check(cid)
     for needle in BAD_OBJECTS[cid]:
         assert needle in objects(run, cid), (cid, objects(run, cid))
+
+
+def test_sec010_exempts_a_client_on_the_same_host_of_an_external_target(pg_bins, run_pgready):
+    """By default on an external target a loopback client is local (its traffic never leaves the kernel):
+    the plain client of the broken server is named as exempt, not failed; no remote client is left to judge."""
+    sc = bad_config_scenario(pg_bins, run_pgready)
+    run = sc["local"]
+    chk = run.check("SEC010")
+    assert chk["status"] == "na", chk
+    assert "exempt networks 127.0.0.0/8, ::1/128" in chk["summary"]
+    assert any("(plain-client)" in x for x in chk["evidence"]["exempt_without_tls"]), chk
+    assert chk["evidence"]["tls_exempt_networks"] == ["127.0.0.0/8", "::1/128"]
+    assert_no_secret(run, *sc["secrets"])
+
+
+def test_sec010_judges_loopback_links_of_a_provisioned_cluster(pg_bins, run_pgready):
+    """On the embedded cluster every link is loopback only because the cluster is embedded: by default none
+    is exempt, so the replica's walsender is judged (over TLS where the build has it, plainly where not)."""
+    run = run_pgready("--pgready-pg-bin", str(pg_bins.bindir), "--pgready-suite", "security", "-k", "tls",
+                      config=toml(replicas=1))
+    chk = run.check("SEC010")
+    ev = chk["evidence"]
+    assert ev["tls_exempt_networks"] == [] and ev["exempt_connections"] == 0, chk
+    assert ev["remote_connections"] >= 1, chk  # the replica's walsender
+    assert chk["status"] == ("pass" if _tls(pg_bins) else "fail"), chk
 
 
 def test_sec009_names_the_setting_never_the_password(pg_bins, run_pgready):
