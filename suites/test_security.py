@@ -144,7 +144,9 @@ def test_tls_required(pgready_conn, pgready_record):
 # --------------------------------------------------------------------------------------------- SEC004
 APP_ROLE_SQL = """
 SELECT r.rolsuper, r.rolreplication, r.rolbypassrls,
-       ARRAY(SELECT quote_ident(n.nspname) FROM pg_namespace n
+       ARRAY(SELECT quote_ident(n.nspname) || CASE WHEN n.nspowner = to_regrole('pg_database_owner')
+                 THEN ' (through pg_database_owner: it owns the database)' ELSE '' END
+              FROM pg_namespace n
               WHERE pg_has_role(r.oid, n.nspowner, 'MEMBER')
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
                 AND n.nspname NOT LIKE 'pg\\_temp\\_%%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%%'

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from static_support import (LEAKED_PASSWORD, assert_never_better, assert_no_secret, bad_config_scenario,
-                            good_scenario, objects, statuses, toml)
+                            dsn_as, good_scenario, objects, statuses, toml)
 
 pytestmark = pytest.mark.integration
 SEC = [f"SEC{i:03d}" for i in range(1, 11)]
@@ -85,6 +85,27 @@ def test_sec010_judges_loopback_links_of_a_provisioned_cluster(pg_bins, run_pgre
     assert ev["tls_exempt_networks"] == [] and ev["exempt_connections"] == 0, chk
     assert ev["remote_connections"] >= 1, chk  # the replica's walsender
     assert chk["status"] == ("pass" if _tls(pg_bins) else "fail"), chk
+
+
+def test_sec004_names_a_schema_owned_through_pg_database_owner(pg_bins, run_pgready):
+    """Since PostgreSQL 15 `public` belongs to pg_database_owner: an application role that owns its database
+    owns `public` without ever being made its owner, and the failure says by which route."""
+    c = good_scenario(pg_bins, run_pgready)["cluster"]
+    with c.primary.connect() as conn:
+        conn.execute("CREATE ROLE db_owner_app LOGIN")
+        conn.execute("CREATE DATABASE owned_by_app OWNER db_owner_app")
+    try:
+        run = run_pgready("--pgready-dsn", dsn_as(c, "postgres", c.password, "owned_by_app"),
+                          "--pgready-suite", "security", "-k", "least_privilege",
+                          config=toml(app_role="db_owner_app"))
+        assert run.status("SEC004") == "fail", run.check("SEC004")
+        if pg_bins.major >= 15:
+            assert "db_owner_app owns schema public (through pg_database_owner" in objects(run, "SEC004")
+        assert_no_secret(run, c.password)
+    finally:
+        with c.primary.connect() as conn:
+            conn.execute("DROP DATABASE owned_by_app")
+            conn.execute("DROP ROLE db_owner_app")
 
 
 def test_sec009_names_the_setting_never_the_password(pg_bins, run_pgready):
