@@ -54,8 +54,6 @@ def hba_label(rule: dict[str, Any]) -> str:
 
 def _prefix_len(mask: str) -> str:
     try:
-        import ipaddress
-
         return str(ipaddress.ip_network(f"0.0.0.0/{mask}").prefixlen) if "." in mask else \
             str(ipaddress.ip_network(f"::/{mask}").prefixlen)
     except ValueError:
@@ -68,8 +66,6 @@ def is_loopback(address: str | None) -> bool:
     if address in LOOPBACK:
         return True
     try:
-        import ipaddress
-
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
@@ -339,7 +335,7 @@ def test_no_visible_secrets(pgready_conn, pgready_cluster, pgready_record):
 
 
 # --------------------------------------------------------------------------------------------- SEC010
-LOOPBACK = ("127.0.0.0/8", "::1/128")
+LOOPBACK_NETS = ("127.0.0.0/8", "::1/128")
 SSL_SQL = """
 SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.backend_type, s.ssl,
        a.backend_type IS NULL AND a.query = '<insufficient privilege>'
@@ -358,7 +354,7 @@ def test_clients_use_tls(pgready_cluster, pgready_conn, pgready_record, pgready_
     every link is loopback only because the cluster is embedded, so by default none is exempt there."""
     nets = pgready_settings.tls_exempt_networks
     if nets is None:
-        nets = list(LOOPBACK) if pgready_cluster.provider == "external" else []
+        nets = list(LOOPBACK_NETS) if pgready_cluster.provider == "external" else []
     exempt = [ipaddress.ip_network(n, strict=False) for n in nets]
     rows = pgready_conn.execute(SSL_SQL).fetchall()
     local, remote = [], []
