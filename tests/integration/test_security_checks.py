@@ -87,10 +87,10 @@ def test_sec010_judges_loopback_links_of_a_provisioned_cluster(pg_bins, run_pgre
     assert chk["status"] == ("pass" if _tls(pg_bins) else "fail"), chk
 
 
-def test_sec004_names_a_schema_owned_through_pg_database_owner(pg_bins, run_pgready):
+def test_sec004_names_a_schema_owned_through_pg_database_owner(pg_bins, pg_cluster, run_pgready):
     """Since PostgreSQL 15 `public` belongs to pg_database_owner: an application role that owns its database
     owns `public` without ever being made its owner, and the failure says by which route."""
-    c = good_scenario(pg_bins, run_pgready)["cluster"]
+    c = pg_cluster
     with c.primary.connect() as conn:
         conn.execute("CREATE ROLE db_owner_app LOGIN")
         conn.execute("CREATE DATABASE owned_by_app OWNER db_owner_app")
