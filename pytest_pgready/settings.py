@@ -315,8 +315,8 @@ def coerce(key: Key, raw: Any, origin: str, base_dir: Path | None = None) -> Any
                 try:
                     ipaddress.ip_network(x, strict=False)
                 except ValueError:
-                    raise PgReadyUsageError(f"{where}: {x!r} is not an IP network",
-                                            "write addresses or CIDR blocks, e.g. [\"127.0.0.0/8\", \"::1/128\"]") from None
+                    fix = 'write addresses or CIDR blocks, e.g. ["127.0.0.0/8", "::1/128"]'
+                    raise PgReadyUsageError(f"{where}: {x!r} is not an IP network", fix) from None
             return list(items)
         if t == "path":
             p = Path(str(raw)).expanduser()
