@@ -449,14 +449,17 @@ _CLEARS_STATEMENTS = re.compile(rb"^(?:DISCARD ALL|DEALLOCATE ALL)\b").match
 
 
 class _Hot:
-    """A statement of the prepared protocol that took a tuple of positional parameters and is prepared
-    for the parameter types it had last: what `PgUser.sql()` needs to send it again without `bind()`."""
+    """A statement of the prepared protocol that took a tuple of positional parameters: what `PgUser.sql()`
+    needs to send it again without `bind()`, with its prepared name for each parameter types it has had.
+    One key of a table is several types to psycopg (an int is int2, int4, int8 or numeric by its value),
+    so a point lookup over 100,000 keys alternates int2 and int4: keeping only the last would send two
+    requests in five through the long path."""
 
-    __slots__ = ("pgq", "tx", "want", "npos", "types", "name")
+    __slots__ = ("pgq", "tx", "want", "npos", "names")
 
-    def __init__(self, pgq: Any, npos: int, name: bytes) -> None:
+    def __init__(self, pgq: Any, npos: int) -> None:
         self.pgq, self.tx, self.want, self.npos = pgq, pgq._tx, pgq._want_formats, npos
-        self.types, self.name = pgq.types, name
+        self.names: dict[tuple[int, ...], bytes] = {}  # parameter types -> prepared name
 
 
 class _Statements:
@@ -488,7 +491,7 @@ class _Statements:
         # statement -> _Hot, for PgUser.sql()'s shortest path; emptied whenever a name may be gone. Only
         # filled when the connection keeps its state where that path reads it (psycopg's attributes)
         self.hot: dict[str, _Hot] = {}
-        self.hot_ok = hasattr(conn, "_autocommit") and hasattr(conn, "row_factory")
+        self.hot_ok = hasattr(conn, "_autocommit")
         self.seq = 0
         self.hub = get_hub()
         self.watcher: Any = None  # one libev io watcher for the connection's socket, reused for every wait
@@ -604,8 +607,9 @@ class _Statements:
             name = self._prepare(pgq, skey)
         if entry is not None and entry[1] >= 0 and type(params) is tuple and self.hot_ok:
             hot = self.hot.get(query)
-            if hot is None or hot.name != name:
-                self.hot[query] = _Hot(pgq, entry[1], name)
+            if hot is None:
+                hot = self.hot[query] = _Hot(pgq, entry[1])
+            hot.names[pgq.types] = name
         return pgq, name
 
     @staticmethod
@@ -896,9 +900,9 @@ class PgUser(User):
             start = None
             try:
                 values = tx.dump_sequence(params, hot.want)
-                if (tx.types or ()) == hot.types:
+                if (name := hot.names.get(types := tx.types or ())) is not None:
                     start = time.perf_counter() if self._sched is None and self._planned is None else self._started()
-                    pg.send_query_prepared(hot.name, values, param_formats=tx.formats)
+                    pg.send_query_prepared(name, values, param_formats=tx.formats)
                     results = stmts.results()
                     end = time.perf_counter()
                     if len(results) == 1 and (res := results[0]).status == _TUPLES_OK:
@@ -909,9 +913,9 @@ class PgUser(User):
                             rows = None
                     else:  # an error, several results: what run() and rows() do
                         pgq = hot.pgq
-                        pgq.params, pgq.types, pgq.formats = values, hot.types, tx.formats
+                        pgq.params, pgq.types, pgq.formats = values, types, tx.formats
                         if results and results[0].status == _FATAL_ERROR:
-                            results = stmts.again(pgq, hot.name, results)
+                            results = stmts.again(pgq, name, results)
                             end = time.perf_counter()
                         rows = stmts.rows((pgq, results), fetch)
                     if _rec.success(label, start, end):

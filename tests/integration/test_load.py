@@ -492,6 +492,8 @@ class CheckUser(PgUser):
             out[name] = [repr(fast), repr([ref] * 3)]
         hot = {q for _, q, p in CASES if type(p) is tuple} if protocol == "prepared" else set()
         out["shortest path used"] = [repr(sorted(self._stmts.hot)), repr(sorted(hot))]  # prepared protocol only
+        if protocol == "prepared":  # the shortest path knows the statement under each of its four types
+            out["types kept"] = [repr(len(self._stmts.hot[CASES[8][1]].names)), "4"]
         out["fetch=False"] = [repr(self.sql("nofetch", "SELECT 1", fetch=False)), "None"]
         heard = []
         self.conn.add_notify_handler(lambda n: heard.append(n.payload))
