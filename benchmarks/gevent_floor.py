@@ -25,7 +25,9 @@ QUERY = b"SELECT val FROM pgready_load.accounts WHERE aid = $1"
 
 def _parent(a: argparse.Namespace, dsn: str) -> None:
     argv = [sys.executable, __file__, "--child", *sys.argv[1:]]
-    kids = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # each child a session of its own, as the harness's forked Locust workers and every backend are
+    # (pytest_pgready/workload/own_session.py): under autogroup scheduling the floor stays comparable
+    kids = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
             for _ in range(a.processes)]
     limit = a.warmup + a.seconds + 60
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..cluster.sandbox import free_port, new_run_dir, remove_dir
-from . import hdr
+from . import hdr, own_session
 from .locustfiles import LoadError, check_locustfile
 
 FATAL_PREFIX = "PGREADY-FATAL:"  # same as user.FATAL_PREFIX (user.py must not be imported here)
@@ -240,6 +240,7 @@ def run_load(spec: LoadSpec, dsn: str, *, allow_remote: bool = False,
             f.write(dsn)
         env = {k: v for k, v in os.environ.items() if k not in ("PGREADY_DSN", "PYTEST_ADDOPTS")}
         env.update({"PGREADY_LOAD_DIR": str(run_dir), "PGREADY_DSN_FILE": str(dsn_file), "PYTHONUNBUFFERED": "1",
+                    own_session.ENV: "1",
                     "PYTHONPATH": os.pathsep.join(p for p in (str(_package_root()), env.get("PYTHONPATH", "")) if p)})
         try:
             port = None

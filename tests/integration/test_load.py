@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import stat
 import time
 from pathlib import Path
@@ -343,6 +344,10 @@ def test_no_process_outlives_the_run_and_the_dsn_stays_hidden(load_cluster):
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
             env = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
             seen.setdefault("pids", set()).add(pid)
+            try:
+                seen.setdefault("sessions", {})[pid] = os.getsid(pid)
+            except ProcessLookupError:
+                pass
             seen["cmd_has_password"] = seen.get("cmd_has_password", False) or password in cmd
             seen["env_has_password"] = seen.get("env_has_password", False) or any(password in e for e in env)
             dsn_file = next((e.split("=", 1)[1] for e in env if e.startswith("PGREADY_DSN_FILE=")), None)
@@ -358,6 +363,35 @@ def test_no_process_outlives_the_run_and_the_dsn_stays_hidden(load_cluster):
     assert seen["cmd_has_password"] is False and seen["env_has_password"] is False
     assert seen.get("mode") == 0o600
     assert all(line.startswith("pgready load:") for line in seen["lines"])
+    assert _locust_pids(token) == []
+    # the master and both forked workers each lead a session, as every backend does (own_session.py)
+    sessions = seen.get("sessions", {})
+    assert len(sessions) == 3 and all(sid == pid for pid, sid in sessions.items()), sessions
+
+
+def test_a_forked_worker_dies_with_its_master(load_cluster):
+    """Workers in sessions of their own are out of reach of the master's process group: when the master
+    is killed outright they must go at once, by themselves (PR_SET_PDEATHSIG), not at the runner's cleanup."""
+    token = secrets.token_hex(6)
+    seen: dict[str, Any] = {}
+
+    def kill_master(_line: str) -> None:
+        pids = _locust_pids(token)
+        if len(pids) < 3 or "workers" in seen:
+            return
+        master = next(p for p in pids
+                      if int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]) not in pids)
+        seen["workers"] = [p for p in pids if p != master]
+        os.kill(master, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(p in _locust_pids(token) for p in seen["workers"]):
+            time.sleep(0.05)
+        seen["left"] = [p for p in seen["workers"] if p in _locust_pids(token)]
+
+    with pytest.raises(LoadError, match="status -9"):
+        run_load(LoadSpec(builtin("select1"), users=2, duration_s=30, warmup_s=0, processes=2, extra={"token": token}),
+                 load_cluster.primary.dsn(), progress=kill_master, progress_every=0.5)
+    assert len(seen.get("workers", [])) == 2 and seen["left"] == [], seen
     assert _locust_pids(token) == []
 
 
