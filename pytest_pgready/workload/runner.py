@@ -5,8 +5,10 @@ pytest process. The child gets the DSN through a 0600 file named in its environm
 shows argv to everyone), runs for warm-up + duration, and the master writes one JSON result per worker
 into a private (0700) sandbox run dir. Every run is bounded: Locust's own stop, Locust's -t as a second net,
 and a hard deadline after which the whole process group is killed. The group is killed on every exit path
-(return, exception, KeyboardInterrupt), so no load process outlives the run; if this process dies without
-cleaning up (SIGKILL), the next run's reaper kills the Locust processes still in the run dir and removes it.
+(return, exception, KeyboardInterrupt), then whatever still works in the run dir (the forked workers of
+--processes lead sessions of their own: own_session.py), so no load process outlives the run; if this
+process dies without cleaning up (SIGKILL), the next run's reaper kills the Locust processes still in the
+run dir and removes it.
 """
 
 from __future__ import annotations
