@@ -9,8 +9,8 @@ query then preempts the worker that sent it about every other request, and the w
 and its turn: 0.54 involuntary context switches a request in one session, 0.36-0.45 in sessions of their
 own (8 clients, 2 workers, 2 vCPUs). This only restores parity with the backends; it raises no priority.
 
-Only for workers the plugin forked itself (PGREADY_OWN_SESSION set by the runner): a worker a user starts
-by hand keeps the session of its terminal, so Ctrl-C still reaches it. A worker outside its master's
+Only for workers the plugin's own Locust forks (PGREADY_OWN_SESSION set by the runner): a worker a user
+starts by hand keeps the session of its terminal, so Ctrl-C still reaches it. A worker outside its master's
 process group is no longer killed with that group, so it asks the kernel to kill it when its master dies
 (PR_SET_PDEATHSIG); the runner also kills every process left in the run directory at the end.
 """
@@ -24,16 +24,34 @@ import sys
 
 ENV = "PGREADY_OWN_SESSION"
 _PR_SET_PDEATHSIG = 1
+_state = {"parent": 0, "forked": False}
 
 
-def take_own_session() -> bool:
-    """setsid() for a forked worker of a plugin-run Locust; True when it took one. Never raises: without
-    it the run is only slower on a shared machine."""
-    if os.environ.get(ENV) != "1" or not sys.platform.startswith("linux"):
-        return False
-    if os.getsid(0) == os.getpid():  # already a session leader: started by the runner itself
-        return False
-    parent = os.getppid()
+def install() -> None:
+    """Called when user.py is imported: in a `--processes` run that is in the master, before Locust forks
+    its workers. Each child it forks takes its session in the fork itself, before any Locust code runs,
+    so a master killed while a worker is still starting takes that worker along too."""
+    if os.environ.get(ENV) != "1" or not sys.platform.startswith("linux") or _state["parent"]:
+        return
+    _state["parent"] = os.getpid()
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _before_fork() -> None:
+    _state["parent"] = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    """Only the master's own children: a process a worker forks stays with its worker."""
+    if _state["forked"]:
+        return
+    _state["forked"] = True
+    take_own_session(_state["parent"])
+
+
+def take_own_session(parent: int) -> bool:
+    """setsid() for a process forked by `parent`, armed to die with it; True when it took one. Never raises:
+    without it the run is only slower on a shared machine."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:

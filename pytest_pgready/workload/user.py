@@ -59,8 +59,9 @@ try:  # the fast path of PgUser.sql() (see _Statements); without these it is sim
 except ImportError:  # pragma: no cover - a psycopg that moved its internals
     PostgresQuery = PostgresClientQuery = Transformer = None  # type: ignore[assignment,misc]
 
-from . import hdr
-from .own_session import take_own_session
+from . import hdr, own_session
+
+own_session.install()  # before Locust forks the workers of --processes: see own_session.py
 
 RESULT_MSG = "pgready_result"
 _LOCUST_BUCKET = locust_stats.bucket_response_time  # Locust's own; a user may replace it (see _flush())
@@ -369,7 +370,6 @@ _state: dict[str, Any] = {"results": 0, "finished": False}
 def _on_init(environment: Any, **_: Any) -> None:
     _check_gevent_wait()
     _install_gevent_wait()
-    take_own_session()
     runner = environment.runner
     if isinstance(runner, (MasterRunner, LocalRunner)):
         runner.register_message(RESULT_MSG, _write_result)

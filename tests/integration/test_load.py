@@ -383,7 +383,7 @@ def test_a_forked_worker_dies_with_its_master(load_cluster):
                       if int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]) not in pids)
         seen["workers"] = [p for p in pids if p != master]
         os.kill(master, signal.SIGKILL)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10  # a loaded CI box; the runner's own cleanup comes only after this
         while time.monotonic() < deadline and any(p in _locust_pids(token) for p in seen["workers"]):
             time.sleep(0.05)
         seen["left"] = [p for p in seen["workers"] if p in _locust_pids(token)]
