@@ -496,6 +496,7 @@ class _Statements:
         self.hot_ok = hasattr(conn, "_autocommit")
         self.seq = 0
         self.hub = get_hub()
+        self.answered = 0.0  # perf_counter() when the last results() had its whole answer in libpq
         self.watcher: Any = None  # one libev io watcher for the connection's socket, reused for every wait
         self.fd = -1
 
@@ -510,12 +511,17 @@ class _Statements:
         handler, an error that broke the connection after an error result ends the list) written out with
         libpq's calls, which costs a fifth less CPU a request than driving the generator.
 
+        `answered` is when the answer was complete: read right after the `consume_input()` that completed it
+        (libpq has read and parsed it then), before the ~20 µs of calls that hand it over and any
+        notification handler, which are the client's time, not the database's.
+
         Waits for the socket as `_gevent_wait` does: alone in flight, in the kernel for up to ALONE_WAIT_S;
         otherwise through the hub, on this connection's own io watcher (gevent checks a new watcher's fd
         with fcntl(): one system call per query saved)."""
         pgconn = self.pgconn
         global _in_flight, _hub_waits
         results: list[Any] = []
+        answered = 0.0
         deadline = -1.0  # -1: not decided yet; >0: waiting alone until then; 0: through the hub
         _in_flight += 1
         try:
@@ -559,13 +565,15 @@ class _Statements:
                         w.stop()
                 if ready & 1:
                     try:
-                        pgconn.consume_input()
+                        pgconn.consume_input()  # reads and parses: what came in is libpq's answer now
+                        answered = time.perf_counter()
                     except psycopg.DatabaseError:
                         if any(r.status == _FATAL_ERROR for r in results):
                             break  # e.g. idle_in_transaction_session_timeout: its error result says why
                         raise
         finally:
             _in_flight -= 1
+        self.answered = answered or time.perf_counter()
         while (n := pgconn.notifies()) is not None:
             if (handler := pgconn.notify_handler) is not None:
                 handler(n)
@@ -724,7 +732,8 @@ class PgUser(User):
     default; with a rate in the spec (settings.load_rate) every user follows a fixed schedule and a
     request that could not start on time is counted from its scheduled start (coordinated omission
     corrected). A `sql()` request is timed from the moment it goes to the wire (parameters encoded) until
-    its answer is in; decoding the rows into Python objects comes after the clock stops (docs/load.md).
+    libpq holds its whole answer; handing it over and decoding the rows into Python objects come after the
+    clock stops (docs/load.md).
     """
 
     abstract = True
@@ -906,7 +915,7 @@ class PgUser(User):
                     start = time.perf_counter() if self._sched is None and self._planned is None else self._started()
                     pg.send_query_prepared(name, values, param_formats=tx.formats)
                     results = stmts.results()
-                    end = time.perf_counter()
+                    end = stmts.answered
                     if len(results) == 1 and (res := results[0]).status == _TUPLES_OK:
                         if fetch:
                             tx.set_pgresult(res)
@@ -918,7 +927,7 @@ class PgUser(User):
                         pgq.params, pgq.types, pgq.formats = values, types, tx.formats
                         if results and results[0].status == _FATAL_ERROR:
                             results = stmts.again(pgq, name, results)
-                            end = time.perf_counter()
+                            end = stmts.answered
                         rows = stmts.rows((pgq, results), fetch)
                     if _rec.success(label, start, end):
                         raise StopUser()
@@ -941,7 +950,7 @@ class PgUser(User):
             start = time.perf_counter() if self._sched is None and self._planned is None else self._started()
             if bound is not None:
                 got = stmts.run(bound)  # type: ignore[union-attr]
-                end = time.perf_counter()  # answered: decoding the rows is the application's time
+                end = stmts.answered  # type: ignore[union-attr]  (decoding the rows is the application's time)
                 rows = stmts.rows(got, fetch)  # type: ignore[union-attr]
             else:
                 cur = self._cur

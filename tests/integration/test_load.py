@@ -594,6 +594,38 @@ def test_sql_fast_path_answers_like_a_cursor_and_locust_sees_every_request(load_
     assert stats["div_failures"] == 1 and stats["select1"] > 100
 
 
+SLOW_AFTER_ANSWER_LOCUSTFILE = r'''
+import time
+from locust import task
+from pytest_pgready.workload.user import PgUser
+
+
+class SlowHandlerUser(PgUser):
+    def on_start(self):
+        super().on_start()
+        self.conn.add_notify_handler(lambda n: time.sleep(0.15))  # the application's time, after the answer
+        self.sql("listen", "LISTEN pgready_slow")
+
+    @task
+    def notify(self):
+        self.sql("hot", "SELECT pg_notify('pgready_slow', %s)", ("x",))  # sql()'s shortest path after once
+        self.sql("plain", "NOTIFY pgready_slow, 'y'")  # bind() and run()
+'''
+
+
+def test_the_clock_stops_when_the_answer_is_in(load_cluster, tmp_path):
+    """A request is timed until libpq holds its whole answer: what the client does with it afterwards
+    (here a notification handler that takes 150 ms, run as results() returns) is not the database's time,
+    as pgbench's clock does not run while it processes a result either."""
+    res = run_load(LoadSpec(_locustfile(tmp_path, SLOW_AFTER_ANSWER_LOCUSTFILE), users=1, duration_s=2,
+                            warmup_s=0), load_cluster.primary.dsn())
+    assert res.err_total == 0, res.errors
+    for label in ("hot", "plain"):
+        got = res.labels[label]
+        assert got["ok"] >= 3 and got["latency_ms"]["max"] < 100, (label, got)  # the handler ran: ~0.3 s a task
+    assert res.ok_total <= 2 * (2 / 0.3) + 3, res.ok_total
+
+
 def test_locustfile_without_user_class_is_one_line(load_cluster, tmp_path):
     lf = _locustfile(tmp_path, "import locust\n\nclass NotAUser:\n    pass\n")
     with pytest.raises(LoadError) as e:
