@@ -24,7 +24,7 @@ import gevent
 from gevent.hub import Waiter, get_hub
 
 _CLOCK_MONOTONIC = 1
-_TFD_NONBLOCK = os.O_NONBLOCK
+_TFD_NONBLOCK = os.O_NONBLOCK  # Linux defines TFD_NONBLOCK and TFD_CLOEXEC as these two
 _TFD_CLOEXEC = os.O_CLOEXEC
 _TFD_TIMER_ABSTIME = 1
 
@@ -92,6 +92,25 @@ class _Clock:
 
 _clock: _Clock | None = None
 _unavailable = False
+
+
+def _forget_after_fork() -> None:
+    """A forked child shares its parent's timerfd: reading it there would steal the parent's wake-ups.
+    The child drops its copy (watcher and descriptor) and makes its own on first use."""
+    global _clock
+    clock, _clock = _clock, None
+    if clock is not None:
+        try:
+            clock.watcher.close()
+        except Exception:  # noqa: BLE001 - a loop already torn down by the fork: nothing left to stop
+            pass
+        try:
+            os.close(clock.fd)
+        except OSError:
+            pass
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _get() -> _Clock | None:

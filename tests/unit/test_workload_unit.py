@@ -352,8 +352,21 @@ _ARRIVALS = textwrap.dedent("""
     first.kill()  # a user stopped while asleep: the next one still wakes
     second.join(timeout=2)
     late.sort()
+    import os
+    parent = arrivals._clock
+    pid = os.fork()  # the child makes its own timerfd: the parent's stays the parent's
+    if pid == 0:
+        forgot = arrivals._clock is None
+        t = time.perf_counter() + 0.002
+        arrivals.sleep_until(t)
+        own = parent is None or arrivals._clock is not parent
+        os._exit(0 if forgot and own and time.perf_counter() >= t else 3)
+    due = time.perf_counter() + 0.05
+    arrivals.sleep_until(due)  # still woken by its own timerfd while the child used its own
+    child_rc = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     print("OUT:" + json.dumps({"precise": arrivals.precise(), "n": len(late), "min": late[0],
-                               "p50": late[len(late) // 2], "woke_after_kill": woke}))
+                               "p50": late[len(late) // 2], "woke_after_kill": woke,
+                               "fork": [child_rc, time.perf_counter() >= due]}))
 """)
 
 
@@ -365,7 +378,7 @@ def test_open_model_arrivals_wake_on_time(mode):
     line = next((ln for ln in run.stdout.splitlines() if ln.startswith("OUT:")), None)
     assert line, run.stdout + run.stderr
     out = json.loads(line[4:])
-    assert out["n"] == 200 and out["min"] >= 0 and out["woke_after_kill"] == [1], out
+    assert out["n"] == 200 and out["min"] >= 0 and out["woke_after_kill"] == [1] and out["fork"] == [0, True], out
     if mode == "timerfd":
         assert out["precise"] and out["p50"] < 0.0003, out  # ~50 µs here; gevent's timers ~600 µs
     else:
