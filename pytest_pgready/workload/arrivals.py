@@ -41,7 +41,7 @@ class _Clock:
     """The process's timerfd, its io watcher and the users waiting on it (a heap by due time)."""
 
     def __init__(self, libc: Any, fd: int) -> None:
-        self.libc, self.fd, self.pid = libc, fd, os.getpid()
+        self.libc, self.fd = libc, fd
         self.heap: list[list[Any]] = []  # [due, seq, waiter or None once cancelled]
         self.seq = 0
         self.armed = float("inf")
@@ -115,11 +115,8 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 def _get() -> _Clock | None:
     global _clock, _unavailable
-    if _clock is not None and _clock.pid == os.getpid():
+    if _clock is not None or _unavailable:
         return _clock
-    if _unavailable:
-        return None
-    _clock = None
     try:
         if not sys.platform.startswith("linux"):
             raise OSError("timerfd is Linux's")
