@@ -421,14 +421,16 @@ class Cluster:
     @staticmethod
     def run_tool(argv, timeout, cwd):
         print("RUNNING", cwd, flush=True)
-        return subprocess.run([cfg["pgbench"], *argv[1:]], cwd=cwd, env={**os.environ, **cfg["env"]},
-                              capture_output=True, text=True, timeout=timeout)
+        with open(cfg["log"], "w") as log:  # not a pipe to this process: it is SIGKILLed while pgbench runs
+            subprocess.run([cfg["pgbench"], *argv[1:]], cwd=cwd, env={**os.environ, **cfg["env"]},
+                           stdout=log, stderr=log, timeout=timeout)
+        raise SystemExit("pgbench ended before the test killed this process")
 
 run_pgbench(Cluster, "SELECT pg_sleep(0.01);\\n", clients=1, seconds=120)
 """
 
 
-def test_pgbench_of_a_killed_run_is_reaped_by_the_next(load_cluster):
+def test_pgbench_of_a_killed_run_is_reaped_by_the_next(load_cluster, tmp_path):
     """pgbench works in a run dir of its own: SIGKILL the process that started it and the next run's
     reaper kills the pgbench still running in it and removes the dir (a temporary dir stayed behind)."""
     import fcntl
@@ -439,8 +441,9 @@ def test_pgbench_of_a_killed_run_is_reaped_by_the_next(load_cluster):
     from pytest_pgready.cluster import sandbox
 
     ep = load_cluster.primary.endpoint
+    log = tmp_path / "pgbench.log"
     cfg = {"host": ep.host, "port": ep.port, "user": ep.user, "dbname": ep.dbname, "env": load_cluster.tool_env(),
-           "pgbench": str(load_cluster.bin.tool("pgbench"))}
+           "pgbench": str(load_cluster.bin.tool("pgbench")), "log": str(log)}
     child = subprocess.Popen([sys.executable, "-c", PGBENCH_CHILD, json.dumps(cfg)], stdout=subprocess.PIPE,
                              text=True)
     d = None
@@ -448,16 +451,22 @@ def test_pgbench_of_a_killed_run_is_reaped_by_the_next(load_cluster):
         line = child.stdout.readline()  # EOF (no hang) if the child fails before it starts pgbench
         assert line.startswith("RUNNING "), line
         d = Path(line.split(" ", 1)[1].strip())
+        def connected() -> bool:  # pgbench itself (not the fork before its exec) has its session open
+            with load_cluster.primary.connect() as conn:
+                n = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'")
+                return n.fetchone()[0] > 0 and bool(sandbox.processes_under(d))
+
         deadline = time.monotonic() + 30
-        while not sandbox.processes_under(d) and time.monotonic() < deadline:
+        while not connected() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert sandbox.processes_under(d), "pgbench did not start"
+        assert connected(), f"pgbench did not start: {log.read_text() if log.exists() else 'no output'}"
         # the reaper's lock keeps other xdist workers' reapers out while the leftovers are looked at
         with open(sandbox.base_dir() / "reaper.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             child.kill()
             child.wait(10)
-            assert d.is_dir() and sandbox.processes_under(d)  # SIGKILL ran no cleanup: pgbench runs on
+            # SIGKILL ran no cleanup: pgbench runs on
+            assert d.is_dir() and sandbox.processes_under(d), f"pgbench ended: {log.read_text()!r}"
         sandbox.reap()  # this one, or another worker's that came first
         assert not d.exists() and not sandbox.processes_under(d)
     finally:
