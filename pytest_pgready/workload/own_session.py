@@ -33,12 +33,8 @@ def install() -> None:
     so a master killed while a worker is still starting takes that worker along too."""
     if os.environ.get(ENV) != "1" or not sys.platform.startswith("linux") or _state["parent"]:
         return
-    _state["parent"] = os.getpid()
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
-
-
-def _before_fork() -> None:
-    _state["parent"] = os.getpid()
+    _state["parent"] = os.getpid()  # the master: its children are the workers (theirs skip, see below)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _after_fork_in_child() -> None:
